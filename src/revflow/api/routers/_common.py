@@ -1,0 +1,46 @@
+"""Pieces every router shares: the transactional router, list parameters and envelopes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from revflow.api.tx import TxRoute, get_ctx
+from revflow.services.context import Ctx
+
+__all__ = ["CtxDep", "ListParams", "ListParamsDep", "envelope", "router"]
+
+CtxDep = Annotated[Ctx, Depends(get_ctx)]
+
+
+def router(tag: str) -> APIRouter:
+    """A router whose routes run in one authenticated transaction each."""
+    return APIRouter(prefix="/v1", tags=[tag], route_class=TxRoute)
+
+
+@dataclass(frozen=True)
+class ListParams:
+    limit: int
+    starting_after: str | None
+    ending_before: str | None
+
+
+def _list_params(
+    limit: Annotated[int, Query(ge=1, le=100, description="1 to 100, default 10")] = 10,
+    starting_after: Annotated[
+        str | None, Query(max_length=40, description="Id to start after (next page)")
+    ] = None,
+    ending_before: Annotated[
+        str | None, Query(max_length=40, description="Id to end before (previous page)")
+    ] = None,
+) -> ListParams:
+    return ListParams(limit, starting_after, ending_before)
+
+
+ListParamsDep = Annotated[ListParams, Depends(_list_params)]
+
+
+def envelope(url: str, data: list[Any], has_more: bool) -> dict[str, Any]:
+    return {"object": "list", "data": data, "has_more": has_more, "url": url}

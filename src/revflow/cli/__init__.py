@@ -1,0 +1,1 @@
+"""The ``revflow`` command."""

@@ -1,0 +1,121 @@
+"""``revflow``: serve the API, run the worker, migrate, manage organizations, load the demo."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from revflow.config import Settings, get_settings
+from revflow.logging import configure_logging
+
+app = typer.Typer(help="Revflow: billing and revenue platform.", no_args_is_help=True, add_completion=False)
+orgs_app = typer.Typer(help="Organizations (tenants).", no_args_is_help=True)
+app.add_typer(orgs_app, name="orgs")
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return settings
+
+
+def _container(settings: Settings):  # type: ignore[no-untyped-def]
+    from revflow.bootstrap import build
+
+    try:
+        return build(settings)
+    except Exception as exc:
+        err.print(f"[red]Cannot open the database {settings.database_url}[/red]: {exc}")
+        err.print("Check REVFLOW_DATABASE_URL, that the server is running, then run `revflow migrate`.")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations to the configured database."""
+    from revflow.storage.engine import migrate as run
+
+    settings = _settings()
+    with err.status(f"Migrating {settings.database_url} …"):
+        run(settings.database_url)
+    err.print("[green]Database is up to date.[/green]")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on")] = None,
+    demo: Annotated[
+        bool, typer.Option(help="Load the demo organization first and print its API key")
+    ] = False,
+    worker: Annotated[bool, typer.Option(help="Run the background worker in this process")] = True,
+) -> None:
+    """Run the API (and, by default, the background worker) in one process."""
+    import uvicorn
+
+    from revflow.api.app import create_app
+
+    settings = _settings()
+    container = _container(settings)
+    url = f"http://{host or settings.host}:{port or settings.port}"
+    if demo:
+        _load_demo(container, url)
+    err.print(f"Revflow API on [bold]{url}[/bold]  (docs: {url}/docs)")
+    uvicorn.run(
+        create_app(container, start_worker=worker),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@app.command("worker")
+def run_worker() -> None:
+    """Run the background worker alone (for PostgreSQL deployments with several processes)."""
+    from revflow.jobs.worker import Worker
+
+    settings = _settings()
+    Worker(_container(settings)).run_forever()
+
+
+@orgs_app.command("create")
+def orgs_create(name: Annotated[str, typer.Option("--name", help="Organization name")]) -> None:
+    """Create an organization; its new secret API key is the last line of output."""
+    from revflow.services import orgs
+    from revflow.services.context import Actor, Ctx
+
+    settings = _settings()
+    container = _container(settings)
+    with container.sessions() as session:
+        org = orgs.create_organization(session, name=name, now=container.clock.now())
+        ctx = Ctx(session=session, org_id=org.id, actor=Actor("cli"), clock=container.clock)
+        _, secret = orgs.create_api_key(ctx, name="default")
+        session.commit()
+    typer.echo(f"Created organization {org.id} ({name}). Its secret API key, shown once:")
+    typer.echo(secret)
+
+
+def _load_demo(container, url: str) -> None:  # type: ignore[no-untyped-def]
+    from revflow.services.demo import load_demo
+
+    with container.sessions() as session, err.status("Loading demo data …"):
+        org, secret, created = load_demo(session, clock=container.clock)
+        session.commit()
+    what = "Created" if created else "Found"
+    typer.echo(f"{what} demo organization {org.name} ({org.id}).")
+    typer.echo(f"Try: curl -H 'Authorization: Bearer {secret}' {url}/v1/invoices")
+    typer.echo(f"Demo API key: {secret}")
+
+
+@app.command()
+def demo() -> None:
+    """Create (or find) the demo organization with customers and invoices, and print an API key for it."""
+    settings = _settings()
+    _load_demo(_container(settings), f"http://{settings.host}:{settings.port}")
+
+
+if __name__ == "__main__":
+    app()
