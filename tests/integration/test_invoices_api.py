@@ -7,10 +7,10 @@ from typing import Any
 
 from pypdf import PdfReader
 from sqlalchemy import func, select
-from tests.conftest import Tenant
 
 from revflow.bootstrap import Container
 from revflow.storage.models import AuditEvent, Event, Invoice, InvoiceLineItem
+from tests.conftest import Tenant
 
 
 def _customer(t: Tenant, **fields: Any) -> dict[str, Any]:

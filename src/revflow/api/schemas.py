@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
+    field_validator,
     model_validator,
 )
 
@@ -56,12 +57,18 @@ def _metadata(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+def _metadata_patch(value: dict[str, str | None]) -> dict[str, str | None]:
+    _metadata({k: v or "" for k, v in value.items()})  # null removes a key; the other limits still hold
+    return value
+
+
 Amount = Annotated[StrictInt, Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, description="Minor units (cents).")]
 PositiveAmount = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT, description="Minor units (cents).")]
 CurrencyCode = Annotated[
     StrictStr, Field(min_length=3, max_length=3, examples=["USD"]), AfterValidator(_currency)
 ]
 Metadata = Annotated[dict[StrictStr, StrictStr], AfterValidator(_metadata)]
+MetadataPatch = Annotated[dict[StrictStr, StrictStr | None], AfterValidator(_metadata_patch)]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 Text = Annotated[StrictStr, Field(max_length=5000)]
 Email = Annotated[StrictStr, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
@@ -123,9 +130,14 @@ class CustomerUpdate(_In):
         ]
         | None
     ) = Field(default=None, description="Merged per system; null unlinks a system.")
-    metadata: dict[StrictStr, StrictStr | None] | None = Field(
-        default=None, description="Merged; null or '' removes a key."
-    )
+    metadata: MetadataPatch | None = Field(default=None, description="Merged; null or '' removes a key.")
+
+    @field_validator("name", "timezone", "locale", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
 
 
 class InvoiceItem(_In):
@@ -174,7 +186,7 @@ class InvoiceUpdate(_In):
     description: Text | None = None
     footer: Text | None = None
     collection_method: CollectionMethod | None = None
-    metadata: dict[StrictStr, StrictStr | None] | None = None
+    metadata: MetadataPatch | None = None
 
 
 class InvoiceLinesAdd(_In):

@@ -13,7 +13,7 @@ from revflow.logging import configure_logging
 app = typer.Typer(help="Revflow: billing and revenue platform.", no_args_is_help=True, add_completion=False)
 orgs_app = typer.Typer(help="Organizations (tenants).", no_args_is_help=True)
 app.add_typer(orgs_app, name="orgs")
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _settings() -> Settings:
@@ -23,10 +23,15 @@ def _settings() -> Settings:
 
 
 def _container(settings: Settings):  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
     from revflow.bootstrap import build
 
     try:
-        return build(settings)
+        container = build(settings)
+        with container.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return container
     except Exception as exc:
         err.print(f"[red]Cannot open the database {settings.database_url}[/red]: {exc}")
         err.print("Check REVFLOW_DATABASE_URL, that the server is running, then run `revflow migrate`.")

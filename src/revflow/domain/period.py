@@ -15,14 +15,18 @@ ValueError: period end must be after its start
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 __all__ = ["Period"]
 
 
 @dataclass(frozen=True, slots=True)
 class Period:
-    """A half-open interval of time; both ends are timezone-aware."""
+    """A half-open interval of time; both ends are timezone-aware and stored in UTC.
+
+    Converting to UTC matters: Python subtracts two datetimes sharing one zone by wall time, so a
+    DST day in Los Angeles would otherwise last 24 hours instead of 23.
+    """
 
     start: datetime
     end: datetime
@@ -30,6 +34,8 @@ class Period:
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
             raise ValueError("period bounds must be timezone-aware")
+        object.__setattr__(self, "start", self.start.astimezone(UTC))
+        object.__setattr__(self, "end", self.end.astimezone(UTC))
         if self.end <= self.start:
             raise ValueError("period end must be after its start")
 

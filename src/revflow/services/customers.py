@@ -235,6 +235,8 @@ def update_customer(ctx: Ctx, customer_id: str, *, changes: dict[str, Any]) -> C
     if "metadata" in changes:
         merged = {**c.metadata_, **(changes["metadata"] or {})}
         c.metadata_ = {k: v for k, v in merged.items() if v not in (None, "")}
+        if len(c.metadata_) > 50:
+            raise _field_error("metadata", "validation_error", "metadata holds at most 50 keys")
     if "external_ids" in changes:
         _set_external_ids(ctx, c, changes["external_ids"] or {})
     c.updated_at = ctx.now()

@@ -1,0 +1,76 @@
+"""The revflow command: migrate, orgs create, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from revflow.cli.main import app
+from revflow.config import get_settings
+
+
+@pytest.fixture
+def sqlite_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    db = tmp_path / "cli.db"
+    monkeypatch.setenv("REVFLOW_DATABASE_URL", f"sqlite:///{db}")
+    monkeypatch.setenv("REVFLOW_LOG_LEVEL", "WARNING")
+    get_settings.cache_clear()
+    yield db
+    get_settings.cache_clear()
+
+
+class TestCli:
+    def test_orgs_create_prints_a_working_key_as_the_last_line(self, sqlite_env: Path) -> None:
+        from fastapi.testclient import TestClient
+
+        from revflow.api.app import create_app
+        from revflow.bootstrap import build
+
+        result = CliRunner().invoke(app, ["orgs", "create", "--name", "My Co"])
+
+        assert result.exit_code == 0, result.output
+        key = result.stdout.rstrip("\n").splitlines()[-1]
+        assert key.startswith("rf_sk_")
+        with TestClient(create_app(build(get_settings()))) as http:
+            r = http.get("/v1/customers", headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 200 and r.json()["data"] == []
+
+    def test_demo_loads_customers_and_invoices(self, sqlite_env: Path) -> None:
+        from fastapi.testclient import TestClient
+
+        from revflow.api.app import create_app
+        from revflow.bootstrap import build
+
+        result = CliRunner().invoke(app, ["demo"])
+
+        assert result.exit_code == 0, result.output
+        key = result.stdout.strip().splitlines()[-1].split()[-1]
+        with TestClient(create_app(build(get_settings()))) as http:
+            invoices = http.get("/v1/invoices", headers={"Authorization": f"Bearer {key}"}).json()["data"]
+            customers = http.get("/v1/customers", headers={"Authorization": f"Bearer {key}"}).json()["data"]
+        assert len(customers) == 3
+        assert sorted(i["status"] for i in invoices) == ["draft", "open", "open", "paid"]
+        assert {i["currency"] for i in invoices} == {"USD", "EUR", "JPY"}
+
+    def test_migrate_reports_success(self, sqlite_env: Path) -> None:
+        result = CliRunner().invoke(app, ["migrate"])
+
+        assert result.exit_code == 0, result.output
+        assert sqlite_env.exists()
+
+    def test_a_database_that_does_not_answer_says_what_to_do(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("REVFLOW_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+        get_settings.cache_clear()
+
+        result = CliRunner().invoke(app, ["orgs", "create", "--name", "X"])
+
+        get_settings.cache_clear()
+        assert result.exit_code == 1
+        assert "revflow migrate" in result.output
+
+
+def test_httpx_is_available_for_sdk_style_clients() -> None:
+    assert httpx.__version__
