@@ -34,9 +34,9 @@ class TestConcurrentFinalization:
         with (
             live_server(container) as url,
             httpx.Client(base_url=url, headers=tenant.headers, timeout=60) as http,
+            ThreadPoolExecutor(max_workers=20) as pool,
         ):
-            with ThreadPoolExecutor(max_workers=20) as pool:
-                responses = list(pool.map(lambda i: http.post(f"/v1/invoices/{i}/finalize"), drafts))
+            responses = list(pool.map(lambda i: http.post(f"/v1/invoices/{i}/finalize"), drafts))
 
         assert [r.status_code for r in responses] == [200] * 20
         numbers = sorted(r.json()["number"] for r in responses)
@@ -50,9 +50,9 @@ class TestConcurrentFinalization:
         with (
             live_server(container) as url,
             httpx.Client(base_url=url, headers=tenant.headers, timeout=60) as http,
+            ThreadPoolExecutor(max_workers=8) as pool,
         ):
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                responses = list(pool.map(lambda _: http.post(f"/v1/invoices/{draft}/finalize"), range(8)))
+            responses = list(pool.map(lambda _: http.post(f"/v1/invoices/{draft}/finalize"), range(8)))
 
         assert sorted(r.status_code for r in responses) == [200] + [409] * 7
         assert (
