@@ -37,7 +37,6 @@ class Settings(BaseSettings):
     idempotency_ttl_hours: int = 48
     #: Largest request body the API accepts, in bytes.
     max_body_bytes: int = 1_048_576
-    seller_name: str = "Revflow Demo Seller"
 
 
 @lru_cache(maxsize=1)

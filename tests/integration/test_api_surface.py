@@ -42,3 +42,8 @@ class TestApiSurface:
         r = tenant.get("/v1/customers", headers={"X-Request-Id": "req-123"})
 
         assert r.headers["Request-Id"] == "req-123"
+
+    def test_refused_requests_carry_a_request_id_too(self, client: TestClient) -> None:
+        r = client.get("/v1/customers", headers={"X-Request-Id": "req-401"})
+
+        assert r.status_code == 401 and r.headers["Request-Id"] == "req-401"

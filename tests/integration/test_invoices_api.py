@@ -407,3 +407,33 @@ class TestBadInput:
         )
 
         assert r.status_code == 413 and r.json()["code"] == "request_too_large"
+
+
+class TestTimestampsAndNulls:
+    def test_timestamps_without_an_offset_are_refused(self, tenant: Tenant) -> None:
+        customer = _customer(tenant, currency="USD")
+        inv = _invoice(tenant, customer["id"], {"description": "A", "amount": 1000})
+        tenant.post(f"/v1/invoices/{inv['id']}/finalize")
+
+        r = tenant.post(f"/v1/invoices/{inv['id']}/payments", {"paid_at": "2024-01-05T10:00:00"})
+        audit = tenant.get("/v1/audit_events", params={"created_gte": "2024-01-05T10:00:00"})
+
+        assert (r.status_code, r.json()["errors"][0]["field"]) == (422, "paid_at")
+        assert audit.status_code == 422
+        assert tenant.get(f"/v1/invoices/{inv['id']}").json()["amount_paid"] == 0
+
+    def test_null_for_a_required_field_in_an_update_is_refused(self, tenant: Tenant) -> None:
+        customer = _customer(tenant, currency="USD")
+        inv = _invoice(tenant, customer["id"], {"description": "A", "amount": 1000})
+
+        r = tenant.patch(f"/v1/invoices/{inv['id']}", {"collection_method": None})
+
+        assert (r.status_code, r.json()["errors"][0]["field"]) == (422, "collection_method")
+
+    def test_unknown_currency_names_its_field(self, tenant: Tenant) -> None:
+        customer = _customer(tenant)
+
+        r = tenant.post("/v1/invoices", {"customer_id": customer["id"], "currency": "XYZ", "items": []})
+
+        assert (r.status_code, r.json()["code"]) == (422, "unknown_currency")
+        assert r.json()["errors"][0]["field"] == "currency"

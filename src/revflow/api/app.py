@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -64,6 +65,29 @@ class _TooLarge(Exception):
     pass
 
 
+class RequestId:
+    """Gives every request an id (the client's ``X-Request-Id`` or a new one), echoed as ``Request-Id``."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")[:64]
+        request_id = given or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"request-id"]
+                message["headers"] = [*headers, (b"request-id", request_id.encode("latin-1"))]
+            await send(message)
+
+        await self.app(scope, receive, stamped)
+
+
 def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
     """Build the API around ``container``; with ``start_worker`` the background worker runs in-process."""
 
@@ -112,4 +136,5 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
         return Response('{"status": "ready"}', media_type="application/json")
 
     app.add_middleware(BodyLimit, limit=container.settings.max_body_bytes)
+    app.add_middleware(RequestId)
     return app

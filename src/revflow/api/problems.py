@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from revflow.api.schemas import DOMAIN_VALIDATION_CODES
 from revflow.domain.errors import RevflowError
 
 __all__ = ["install_handlers", "problem", "validation_problem"]
@@ -80,7 +81,11 @@ def validation_problem(exc: RequestValidationError) -> Response:
         for e in errors
     ]
     first = details[0]
-    return problem(422, "validation_error", f"Invalid request: {first['field']}: {first['message']}", details)
+    codes = {d["code"] for d in details}
+    code = (
+        first["code"] if len(codes) == 1 and first["code"] in DOMAIN_VALIDATION_CODES else "validation_error"
+    )
+    return problem(422, code, f"Invalid request: {first['field']}: {first['message']}", details)
 
 
 def install_handlers(app: FastAPI) -> None:

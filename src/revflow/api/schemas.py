@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -16,6 +17,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from revflow.domain.money import MAX_AMOUNT, Currency
 
@@ -36,8 +38,14 @@ __all__ = [
 T = TypeVar("T")
 
 
+#: Validation error types that are also the problem's top-level ``code`` when they are the only ones.
+DOMAIN_VALIDATION_CODES = frozenset({"unknown_currency", "metadata_too_large"})
+
+
 def _currency(value: str) -> str:
-    return Currency.of(value).code  # UnknownCurrency → 422 unknown_currency
+    if not Currency.is_known(value):
+        raise PydanticCustomError("unknown_currency", "'{code}' is not an ISO 4217 currency", {"code": value})
+    return Currency.of(value).code
 
 
 def _str_only(value: Any) -> Any:
@@ -46,19 +54,19 @@ def _str_only(value: Any) -> Any:
     return value
 
 
-def _metadata(value: dict[str, str]) -> dict[str, str]:
+def _metadata(value: dict[str, Any]) -> dict[str, Any]:
     if len(value) > 50:
-        raise ValueError("metadata holds at most 50 keys")
+        raise PydanticCustomError("metadata_too_large", "metadata holds at most 50 keys")
     for k, v in value.items():
         if not 1 <= len(k) <= 40:
-            raise ValueError(f"metadata key '{k[:40]}' must be 1 to 40 characters")
-        if len(v) > 500:
-            raise ValueError(f"metadata value of '{k}' must be at most 500 characters")
+            raise PydanticCustomError("metadata_too_large", "metadata keys must be 1 to 40 characters")
+        if v is not None and len(v) > 500:
+            raise PydanticCustomError("metadata_too_large", "metadata values must be at most 500 characters")
     return value
 
 
 def _metadata_patch(value: dict[str, str | None]) -> dict[str, str | None]:
-    _metadata({k: v or "" for k, v in value.items()})  # null removes a key; the other limits still hold
+    _metadata(value)  # null removes a key; the other limits still hold
     return value
 
 
@@ -68,12 +76,13 @@ CurrencyCode = Annotated[
     StrictStr, Field(min_length=3, max_length=3, examples=["USD"]), AfterValidator(_currency)
 ]
 Metadata = Annotated[dict[StrictStr, StrictStr], AfterValidator(_metadata)]
+#: Metadata in an update: merged into the stored map; null or "" removes a key.
 MetadataPatch = Annotated[dict[StrictStr, StrictStr | None], AfterValidator(_metadata_patch)]
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 Text = Annotated[StrictStr, Field(max_length=5000)]
 Email = Annotated[StrictStr, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 Day = Annotated[date, BeforeValidator(_str_only)]
-Instant = Annotated[datetime, BeforeValidator(_str_only)]
+Instant = Annotated[AwareDatetime, BeforeValidator(_str_only)]
 DecimalStr = Annotated[StrictStr, Field(pattern=r"^-?\d{1,15}(\.\d{1,12})?$", examples=["0.04"])]
 
 
@@ -187,6 +196,13 @@ class InvoiceUpdate(_In):
     footer: Text | None = None
     collection_method: CollectionMethod | None = None
     metadata: MetadataPatch | None = None
+
+    @field_validator("collection_method", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
 
 
 class InvoiceLinesAdd(_In):

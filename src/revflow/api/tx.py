@@ -9,7 +9,6 @@ with the key, as Stripe does; validation errors are not stored, so a corrected r
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
@@ -74,7 +73,7 @@ async def _run(
         return _unauthorized("The API key is invalid or revoked.", "invalid_api_key")
     if key.last_used_at is None or now - key.last_used_at > timedelta(minutes=1):
         key.last_used_at = now
-    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    request_id: str = request.state.request_id
     ctx = Ctx(
         session=session,
         org_id=key.org_id,
@@ -127,7 +126,10 @@ async def _run(
     else:
         if savepoint.is_active:
             await run_in_threadpool(savepoint.commit)
-    if idem_key is not None and response.status_code < 500:
+    if response.status_code >= 500:  # never commit half a failure, never store it under the key
+        await run_in_threadpool(session.rollback)
+        return response
+    if idem_key is not None:
         idempotency.store_response(
             session,
             org_id=key.org_id,
@@ -136,7 +138,6 @@ async def _run(
             body=bytes(response.body).decode(),
         )
     await run_in_threadpool(session.commit)
-    response.headers["Request-Id"] = request_id
     return response
 
 

@@ -85,10 +85,11 @@ def _check_tax_ids(tax_ids: list[dict[str, str]], country: str | None) -> list[d
         try:
             value = validate_tax_id(type=t["type"], value=t["value"], country=None)
         except InvalidInput as exc:
+            field = exc.details[0].get("field", "value") if exc.details else "value"  # "type" or "value"
             raise InvalidInput(
                 exc.message,
                 code=exc.code,
-                details=[{"field": f"tax_ids[{i}].value", "code": exc.code, "message": exc.message}],
+                details=[{"field": f"tax_ids[{i}].{field}", "code": exc.code, "message": exc.message}],
             ) from exc
         out.append(
             {"type": t["type"], "value": value, "country": tax_id_country(type=t["type"], value=value) or ""}
@@ -236,7 +237,7 @@ def update_customer(ctx: Ctx, customer_id: str, *, changes: dict[str, Any]) -> C
         merged = {**c.metadata_, **(changes["metadata"] or {})}
         c.metadata_ = {k: v for k, v in merged.items() if v not in (None, "")}
         if len(c.metadata_) > 50:
-            raise _field_error("metadata", "validation_error", "metadata holds at most 50 keys")
+            raise _field_error("metadata", "metadata_too_large", "metadata holds at most 50 keys")
     if "external_ids" in changes:
         _set_external_ids(ctx, c, changes["external_ids"] or {})
     c.updated_at = ctx.now()

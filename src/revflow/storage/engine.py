@@ -24,8 +24,9 @@ def normalize_url(url: str) -> str:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Return an engine for ``url``.
 
-    On SQLite every transaction starts with ``BEGIN IMMEDIATE``, so writers queue instead of failing
-    half-way, and foreign keys are enforced; the file runs in WAL mode so readers never block.
+    On SQLite every transaction (reads included) starts with ``BEGIN IMMEDIATE``: requests run one at a
+    time, so a writer never fails half-way on a lock upgrade; foreign keys are enforced and the file runs
+    in WAL mode. PostgreSQL is the choice for concurrent load.
     """
     url = normalize_url(url)
     if url.startswith("sqlite"):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
+from pydantic import AwareDatetime
 from sqlalchemy import select
 
 from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, router
@@ -21,8 +21,8 @@ api = router("account")
 @api.post(
     "/api_keys", status_code=201, summary="Create an API key (the secret is shown only in this response)"
 )
-def create_api_key(body: ApiKeyCreate, ctx: CtxDep) -> dict[str, Any]:
-    key, secret = orgs.create_api_key(ctx, name=body.name)
+def create_api_key(ctx: CtxDep, body: ApiKeyCreate | None = None) -> dict[str, Any]:
+    key, secret = orgs.create_api_key(ctx, name=body.name if body else "default")
     return {**ApiKeyView.model_validate(key).model_dump(mode="json"), "secret": secret}
 
 
@@ -53,8 +53,8 @@ def list_audit_events(
     object_id: Annotated[str | None, Query(max_length=40)] = None,
     action: Annotated[str | None, Query(max_length=60)] = None,
     actor_id: Annotated[str | None, Query(max_length=40)] = None,
-    created_gte: datetime | None = None,
-    created_lt: datetime | None = None,
+    created_gte: AwareDatetime | None = None,
+    created_lt: AwareDatetime | None = None,
 ) -> dict[str, object]:
     stmt = select(AuditEvent).where(AuditEvent.org_id == ctx.org_id)
     for column, value in (

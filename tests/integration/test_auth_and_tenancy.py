@@ -1,0 +1,394 @@
+"""Authentication, API keys, and tenant isolation on every endpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, cast
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from revflow.bootstrap import Container
+from revflow.storage.models import ApiKey, AuditEvent, CreditNote, Customer, Invoice, Payment
+from tests.conftest import Tenant
+
+
+def _count(container: Container, model: Any) -> int:
+    with container.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def _assert_problem(r: Any, status: int, code: str) -> None:
+    assert (r.status_code, r.headers["content-type"]) == (status, "application/problem+json"), r.text
+    body = r.json()
+    assert (body["status"], body["code"]) == (status, code), r.text
+    assert body["type"] == f"https://revflow.dev/errors/{code}"
+
+
+class TestAuthentication:
+    def test_a_request_without_a_key_answers_401_with_a_challenge(self, client: TestClient) -> None:
+        r = client.get("/v1/customers")
+
+        _assert_problem(r, 401, "authentication_required")
+        assert r.headers["www-authenticate"] == 'Bearer realm="revflow"'
+
+    def test_a_non_bearer_scheme_or_an_empty_key_is_treated_as_missing(
+        self, client: TestClient, tenant: Tenant
+    ) -> None:
+        basic = client.get("/v1/customers", headers={"Authorization": f"Basic {tenant.key}"})
+        empty = client.get("/v1/customers", headers={"Authorization": "Bearer   "})
+
+        _assert_problem(basic, 401, "authentication_required")
+        _assert_problem(empty, 401, "authentication_required")
+
+    def test_a_wrong_key_answers_401_invalid_api_key(self, client: TestClient, tenant: Tenant) -> None:
+        cases = ["rf_sk_" + "x" * 43, "sk_live_something", tenant.key + "x", tenant.key[:-1]]
+
+        for key in cases:
+            r = client.get("/v1/customers", headers={"Authorization": f"Bearer {key}"})
+
+            _assert_problem(r, 401, "invalid_api_key")
+            assert r.headers["www-authenticate"] == 'Bearer realm="revflow"'
+
+    def test_a_write_without_a_key_changes_nothing(self, client: TestClient, container: Container) -> None:
+        r = client.post("/v1/customers", json={"name": "Anonymous"})
+
+        _assert_problem(r, 401, "authentication_required")
+        assert _count(container, Customer) == 0
+
+    def test_the_bearer_scheme_is_case_insensitive(self, client: TestClient, tenant: Tenant) -> None:
+        r = client.get("/v1/customers", headers={"Authorization": f"bearer {tenant.key}"})
+
+        assert r.status_code == 200
+        assert r.json()["data"] == []
+
+    def test_operations_endpoints_need_no_key(self, client: TestClient) -> None:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/readyz").json() == {"status": "ready"}
+
+
+class TestApiKeys:
+    def test_the_secret_is_returned_once_and_only_prefixes_are_listed(self, tenant: Tenant) -> None:
+        r = tenant.post("/v1/api_keys", {"name": "ci"})
+
+        assert r.status_code == 201
+        created = r.json()
+        secret = created["secret"]
+        assert secret.startswith("rf_sk_") and len(secret) > 40
+        assert (created["name"], created["prefix"], created["revoked_at"]) == ("ci", secret[:12], None)
+        listed = tenant.get("/v1/api_keys")
+        keys = listed.json()["data"]
+        assert [k["id"] for k in keys] == [created["id"], tenant.key_id]
+        assert all(
+            set(k) == {"id", "object", "name", "prefix", "created_at", "last_used_at", "revoked_at"}
+            for k in keys
+        )
+        assert secret not in listed.text and tenant.key not in listed.text
+        assert hashlib.sha256(secret.encode()).hexdigest() not in listed.text
+        again = tenant.get("/v1/customers", headers={"Authorization": f"Bearer {secret}"})
+        assert again.status_code == 200
+
+    def test_a_revoked_key_answers_401_and_other_keys_keep_working(self, tenant: Tenant) -> None:
+        created = tenant.post("/v1/api_keys", {"name": "temp"}).json()
+        as_new = {"Authorization": f"Bearer {created['secret']}"}
+        assert tenant.http.get("/v1/customers", headers=as_new).status_code == 200
+
+        revoked = tenant.post(f"/v1/api_keys/{created['id']}/revoke")
+        twice = tenant.post(f"/v1/api_keys/{created['id']}/revoke")
+        after = tenant.http.get("/v1/customers", headers=as_new)
+        write = tenant.http.post("/v1/customers", json={"name": "X"}, headers=as_new)
+
+        assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
+        assert twice.status_code == 200 and twice.json()["revoked_at"] == revoked.json()["revoked_at"]
+        _assert_problem(after, 401, "invalid_api_key")
+        _assert_problem(write, 401, "invalid_api_key")
+        assert tenant.get("/v1/customers").status_code == 200
+        audit = tenant.get("/v1/audit_events", params={"object_id": created["id"]}).json()["data"]
+        assert [a["action"] for a in audit] == ["api_key.revoke", "api_key.create"]
+
+    def test_a_key_can_revoke_itself(self, tenant: Tenant) -> None:
+        r = tenant.post(f"/v1/api_keys/{tenant.key_id}/revoke")
+
+        assert r.status_code == 200
+        _assert_problem(tenant.get("/v1/customers"), 401, "invalid_api_key")
+
+    def test_the_database_stores_no_plaintext_secret(self, tenant: Tenant, container: Container) -> None:
+        secret = tenant.post("/v1/api_keys", {"name": "ci"}).json()["secret"]
+        secrets = [secret, tenant.key]
+
+        with container.sessions() as s:
+            keys = list(s.scalars(select(ApiKey)))
+            audits = list(s.scalars(select(AuditEvent)))
+            columns = [c.key for c in ApiKey.__mapper__.column_attrs]
+            stored = [str(getattr(k, col)) for k in keys for col in columns]
+            audit_text = json.dumps([a.changes for a in audits])
+
+        assert len(keys) == 2
+        assert {k.key_hash for k in keys} == {hashlib.sha256(x.encode()).hexdigest() for x in secrets}
+        assert all(k.key_hash not in secrets for k in keys)
+        assert not [v for v in stored for x in secrets if x in v]
+        assert not [x for x in secrets if x in audit_text]
+        assert {k.prefix for k in keys} == {x[:12] for x in secrets}
+
+    def test_a_key_name_is_validated(self, tenant: Tenant, container: Container) -> None:
+        r = tenant.post("/v1/api_keys", {"name": "x" * 201})
+
+        _assert_problem(r, 422, "validation_error")
+        assert _count(container, ApiKey) == 1
+
+
+def _seed(t: Tenant) -> dict[str, str]:
+    """In ``t``: a customer, a finalized invoice with a payment and a credit note; returns their ids."""
+    cus = t.post(
+        "/v1/customers", {"name": "Acme Corp", "currency": "USD", "external_ids": {"hubspot": "1234"}}
+    ).json()
+    inv = t.post(
+        "/v1/invoices",
+        {
+            "customer_id": cus["id"],
+            "items": [{"description": "Plan", "amount": 10000}, {"description": "Seats", "amount": 5000}],
+        },
+    ).json()
+    fin = t.post(f"/v1/invoices/{inv['id']}/finalize").json()
+    pay = t.post(f"/v1/invoices/{inv['id']}/payments", {"amount": 4000, "reference": "WIRE-1"}).json()
+    note = t.post("/v1/credit_notes", {"invoice_id": inv["id"], "amount": 1000}).json()
+    assert (fin["status"], pay["amount"], note["amount"]) == ("open", 4000, 1000)
+    event = t.get("/v1/events", params={"type": "invoice.finalized"}).json()["data"][0]
+    return {
+        "customer_id": cus["id"],
+        "invoice_id": inv["id"],
+        "line_id": fin["lines"][0]["id"],
+        "credit_note_id": note["id"],
+        "payment_id": pay["id"],
+        "event_id": event["id"],
+        "key_id": t.key_id,
+    }
+
+
+def _snapshot(t: Tenant, ids: dict[str, str]) -> dict[str, Any]:
+    """Everything a tenant can see of the seeded objects, as JSON."""
+    cus, inv = ids["customer_id"], ids["invoice_id"]
+    keys = t.get("/v1/api_keys").json()["data"]
+    return {
+        "customer": t.get(f"/v1/customers/{cus}").json(),
+        "balance_transactions": t.get(f"/v1/customers/{cus}/balance_transactions").json(),
+        "invoice": t.get(f"/v1/invoices/{inv}").json(),
+        "credit_note": t.get(f"/v1/credit_notes/{ids['credit_note_id']}").json(),
+        "event": t.get(f"/v1/events/{ids['event_id']}").json(),
+        "payments": t.get("/v1/payments", params={"limit": 100}).json(),
+        "credit_notes": t.get("/v1/credit_notes", params={"limit": 100}).json(),
+        "invoices": t.get("/v1/invoices", params={"limit": 100}).json(),
+        "customers": t.get("/v1/customers", params={"limit": 100}).json(),
+        "events": t.get("/v1/events", params={"limit": 100}).json(),
+        "audit_events": t.get("/v1/audit_events", params={"limit": 100}).json(),
+        "api_keys": [(k["id"], k["name"], k["prefix"], k["revoked_at"]) for k in keys],
+    }
+
+
+# Bodies that pass validation, so that only the ownership check can refuse the request.
+_BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PATCH", "/v1/customers/{customer_id}"): {"name": "Hijacked", "metadata": {"owner": "mallory"}},
+    ("PATCH", "/v1/invoices/{invoice_id}"): {"description": "Hijacked"},
+    ("POST", "/v1/invoices/{invoice_id}/lines"): {"items": [{"description": "x", "amount": 1}]},
+    ("POST", "/v1/invoices/{invoice_id}/payments"): {"amount": 1, "method": "cash"},
+}
+
+_PARAM = re.compile(r"{(\w+)(?::\w+)?}")
+
+
+def _api_routes(client: TestClient) -> list[APIRoute]:
+    """Every APIRoute the app serves. Since FastAPI 0.137 ``include_router`` no longer copies routes into
+    ``app.routes`` but appends an ``_IncludedRouter``; walk into those through ``original_router``."""
+    app = cast(FastAPI, client.app)
+    found: list[APIRoute] = []
+    stack: list[Any] = list(app.routes)
+    while stack:
+        route = stack.pop(0)
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif getattr(route, "original_router", None) is not None:
+            stack.extend(route.original_router.routes)
+    documented = {
+        f"{method.upper()} {path}" for path, ops in app.openapi()["paths"].items() for method in ops
+    }
+    walked = {f"{m} {r.path}" for r in found for m in r.methods - {"HEAD", "OPTIONS"}}
+    # The walk and the OpenAPI document must agree, so that no route escapes (or gets a wrong path).
+    assert walked == documented, (sorted(walked - documented), sorted(documented - walked))
+    return found
+
+
+class TestTenantIsolation:
+    def test_every_route_with_an_id_answers_404_for_another_orgs_object(
+        self, tenant: Tenant, other_tenant: Tenant, client: TestClient
+    ) -> None:
+        ids = _seed(tenant)
+        _seed(other_tenant)  # the other org has objects of its own, so its queries are not trivially empty
+        before = _snapshot(tenant, ids)
+        routes = [r for r in _api_routes(client) if r.path.startswith("/v1") and _PARAM.search(r.path)]
+
+        called: list[str] = []
+        used: set[str] = set()
+        for route in routes:
+            names = _PARAM.findall(route.path)
+            unknown = [n for n in names if n not in ids]
+            assert not unknown, f"{route.path} has path parameter(s) {unknown} this test does not cover"
+            used.update(names)
+            path = _PARAM.sub(lambda m: ids[m.group(1)], route.path)
+            for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+                body = _BODIES.get((method, route.path), {}) if method in ("POST", "PATCH") else None
+                r = other_tenant.http.request(method, path, json=body, headers=other_tenant.headers)
+
+                assert r.status_code == 404, f"{method} {route.path} answered {r.status_code}: {r.text}"
+                assert r.headers["content-type"] == "application/problem+json", (method, route.path)
+                assert r.json()["code"] == "resource_missing", (method, route.path, r.text)
+                called.append(f"{method} {route.path}")
+
+        assert len(called) >= 17
+        assert used == set(ids) - {"payment_id"}, "an id in the map is no longer used by any route"
+        assert _snapshot(tenant, ids) == before
+
+    def test_lists_never_show_another_orgs_objects(
+        self, tenant: Tenant, other_tenant: Tenant, container: Container
+    ) -> None:
+        ids = _seed(tenant)
+        theirs = _seed(other_tenant)
+        with container.sessions() as s:
+            audit_ids = set(s.scalars(select(AuditEvent.id).where(AuditEvent.org_id == tenant.org_id)))
+        secret = set(ids.values()) | audit_ids
+        lists = [
+            ("/v1/customers", {}),
+            ("/v1/customers", {"external_id": "1234", "external_system": "hubspot"}),
+            ("/v1/invoices", {}),
+            ("/v1/invoices", {"customer_id": ids["customer_id"]}),
+            ("/v1/credit_notes", {}),
+            ("/v1/credit_notes", {"invoice_id": ids["invoice_id"]}),
+            ("/v1/credit_notes", {"customer_id": ids["customer_id"]}),
+            ("/v1/payments", {}),
+            ("/v1/payments", {"invoice_id": ids["invoice_id"]}),
+            ("/v1/events", {}),
+            ("/v1/events", {"object_id": ids["invoice_id"]}),
+            ("/v1/audit_events", {}),
+            ("/v1/audit_events", {"object_id": ids["customer_id"]}),
+            ("/v1/audit_events", {"actor_id": tenant.key_id}),
+            ("/v1/api_keys", {}),
+        ]
+
+        seen: dict[str, set[str]] = {}
+        for path, params in lists:
+            r = other_tenant.get(path, params={"limit": 100, **params})
+            assert r.status_code == 200, (path, params, r.text)
+            found = {o["id"] for o in r.json()["data"]}
+            assert not found & secret, (path, params, found & secret)
+            assert not [i for i in ids.values() if i in r.text], (path, params)
+            seen[f"{path}?{sorted(params.items())}"] = found
+
+        assert seen["/v1/customers?[]"] == {theirs["customer_id"]}
+        assert seen["/v1/customers?[('external_id', '1234'), ('external_system', 'hubspot')]"] == {
+            theirs["customer_id"]
+        }
+        assert seen["/v1/invoices?[]"] == {theirs["invoice_id"]}
+        assert seen["/v1/credit_notes?[]"] == {theirs["credit_note_id"]}
+        assert seen["/v1/payments?[]"] == {theirs["payment_id"]}
+        assert seen["/v1/api_keys?[]"] == {other_tenant.key_id}
+        assert theirs["event_id"] in seen["/v1/events?[]"]
+        for key in (
+            "/v1/invoices?[('customer_id', '" + ids["customer_id"] + "')]",
+            "/v1/payments?[('invoice_id', '" + ids["invoice_id"] + "')]",
+            "/v1/audit_events?[('actor_id', '" + tenant.key_id + "')]",
+        ):
+            assert seen[key] == set(), key
+
+    def test_another_orgs_id_as_a_cursor_pages_only_through_ones_own_objects(
+        self, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        ids = _seed(tenant)
+        theirs = _seed(other_tenant)
+
+        newer = other_tenant.get("/v1/customers", params={"ending_before": ids["customer_id"]}).json()
+        older = other_tenant.get("/v1/customers", params={"starting_after": ids["customer_id"]}).json()
+
+        assert [c["id"] for c in newer["data"]] == [theirs["customer_id"]]
+        assert (older["data"], older["has_more"]) == ([], False)
+
+    def test_lookup_by_external_id_stays_within_the_org(self, tenant: Tenant, other_tenant: Tenant) -> None:
+        _seed(tenant)
+
+        missing = other_tenant.get(
+            "/v1/customers/lookup", params={"system": "hubspot", "external_id": "1234"}
+        )
+        own = other_tenant.post("/v1/customers", {"name": "Mine", "external_ids": {"hubspot": "1234"}})
+        found = other_tenant.get("/v1/customers/lookup", params={"system": "hubspot", "external_id": "1234"})
+
+        _assert_problem(missing, 404, "resource_missing")
+        assert own.status_code == 201, own.text
+        assert found.json()["id"] == own.json()["id"]
+
+    def test_an_invoice_for_another_orgs_customer_answers_404_and_creates_nothing(
+        self, tenant: Tenant, other_tenant: Tenant, container: Container
+    ) -> None:
+        ids = _seed(tenant)
+        invoices = _count(container, Invoice)
+
+        r = other_tenant.post(
+            "/v1/invoices",
+            {"customer_id": ids["customer_id"], "items": [{"description": "x", "amount": 100}]},
+        )
+
+        _assert_problem(r, 404, "resource_missing")
+        assert _count(container, Invoice) == invoices == 1
+
+    def test_a_credit_note_for_another_orgs_invoice_answers_404_and_creates_nothing(
+        self, tenant: Tenant, other_tenant: Tenant, container: Container
+    ) -> None:
+        ids = _seed(tenant)
+        before = tenant.get(f"/v1/invoices/{ids['invoice_id']}").json()
+        notes, payments = _count(container, CreditNote), _count(container, Payment)
+
+        whole = other_tenant.post("/v1/credit_notes", {"invoice_id": ids["invoice_id"]})
+        by_line = other_tenant.post(
+            "/v1/credit_notes",
+            {"invoice_id": ids["invoice_id"], "lines": [{"invoice_line_id": ids["line_id"], "amount": 1}]},
+        )
+
+        _assert_problem(whole, 404, "resource_missing")
+        _assert_problem(by_line, 404, "resource_missing")
+        assert (_count(container, CreditNote), _count(container, Payment)) == (notes, payments) == (1, 1)
+        assert tenant.get(f"/v1/invoices/{ids['invoice_id']}").json() == before
+
+    def test_a_credit_note_cannot_target_another_orgs_invoice_line(
+        self, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        ids = _seed(tenant)
+        theirs = _seed(other_tenant)
+
+        r = other_tenant.post(
+            "/v1/credit_notes",
+            {
+                "invoice_id": theirs["invoice_id"],
+                "lines": [{"invoice_line_id": ids["line_id"], "amount": 1}],
+            },
+        )
+
+        _assert_problem(r, 422, "invalid_invoice_line")
+        assert r.json()["errors"][0]["field"] == "lines[0].invoice_line_id"
+
+    def test_removing_another_orgs_line_from_ones_own_draft_answers_404(
+        self, tenant: Tenant, other_tenant: Tenant
+    ) -> None:
+        ids = _seed(tenant)
+        theirs = _seed(other_tenant)
+        draft = other_tenant.post(
+            "/v1/invoices",
+            {"customer_id": theirs["customer_id"], "items": [{"description": "x", "amount": 100}]},
+        ).json()
+
+        r = other_tenant.delete(f"/v1/invoices/{draft['id']}/lines/{ids['line_id']}")
+
+        _assert_problem(r, 404, "resource_missing")
+        assert [li["amount"] for li in other_tenant.get(f"/v1/invoices/{draft['id']}").json()["lines"]] == [
+            100
+        ]
