@@ -25,6 +25,7 @@ from revflow.domain.money import MAX_AMOUNT, Currency, round_to_minor
 
 __all__ = [
     "TRANSITIONS",
+    "AmountOutOfRange",
     "CreditNoteTooLarge",
     "InvoiceStatus",
     "InvoiceTotals",
@@ -70,6 +71,8 @@ class CreditNoteTooLarge(InvalidInput):
 
 
 class AmountOutOfRange(InvalidInput):
+    """An amount beyond ±10^15 minor units."""
+
     code = "amount_out_of_range"
 
 

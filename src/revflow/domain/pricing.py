@@ -33,6 +33,12 @@ total falls in, plus that tier's ``flat_amount``. A quantity of zero falls in no
 Decimal('493.80')
 >>> amount(terms=per_call, quantity=D(12345), currency=usd)  # 4.938 USD, rounded half up
 494
+>>> half_yen = PriceTerms(model=PricingModel.PER_UNIT, unit_amount=D("12.5"))
+>>> amount(terms=half_yen, quantity=D(3), currency=Currency.of("JPY"))  # 37.5 yen
+38
+>>> fils = PriceTerms(model=PricingModel.PER_UNIT, unit_amount=D("1.2345"))
+>>> amount(terms=fils, quantity=D(1000), currency=Currency.of("KWD"))  # 1.2345 KWD → 1.235
+1235
 >>> amount(terms=per_call, quantity=D(-1), currency=usd)
 Traceback (most recent call last):
 ...
