@@ -21,12 +21,13 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, foreign_keys: bool = True, **kwargs: Any) -> Engine:
     """Return an engine for ``url``.
 
     On SQLite every transaction (reads included) starts with ``BEGIN IMMEDIATE``: requests run one at a
     time, so a writer never fails half-way on a lock upgrade; foreign keys are enforced and the file runs
-    in WAL mode. PostgreSQL is the choice for concurrent load.
+    in WAL mode. PostgreSQL is the choice for concurrent load. Migrations pass ``foreign_keys=False``:
+    SQLite's batch mode rebuilds tables, which enforced foreign keys would refuse.
     """
     url = normalize_url(url)
     if url.startswith("sqlite"):
@@ -38,7 +39,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()

@@ -27,7 +27,20 @@ from revflow.storage.types import DecimalString, JSONType, UTCDateTime
 __all__ = [
     "ApiKey",
     "AuditEvent",
+    "Alert",
     "Base",
+    "Coupon",
+    "Discount",
+    "Plan",
+    "PlanVersion",
+    "PlanVersionItem",
+    "Price",
+    "Product",
+    "PromotionCode",
+    "Quote",
+    "Subscription",
+    "SubscriptionItem",
+    "TestClock",
     "CreditNote",
     "CreditNoteLine",
     "Customer",
@@ -72,6 +85,9 @@ class Organization(Base):
     invoice_prefix: Mapped[str] = mapped_column(String(20), default="INV-")
     credit_note_prefix: Mapped[str] = mapped_column(String(20), default="CN-")
     default_net_days: Mapped[int] = mapped_column(Integer, default=30)
+    quote_prefix: Mapped[str] = mapped_column(String(20), default="Q-")
+    #: Hours a draft made by the billing engine waits before it finalizes itself.
+    invoice_grace_hours: Mapped[int] = mapped_column(Integer, default=1)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     created_at: Mapped[datetime]
 
@@ -113,6 +129,7 @@ class Customer(Base):
     tax_ids: Mapped[list[dict[str, str]]] = mapped_column(JSONType, default=list)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     archived_at: Mapped[datetime | None]
+    test_clock_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("test_clocks.id"), index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -172,6 +189,11 @@ class Invoice(Base):
     post_payment_credit_notes_amount: Mapped[int] = mapped_column(BigInteger, default=0)
     #: The buyer as printed, frozen at finalization.
     customer_snapshot: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    #: Set on invoices of one subscription (consolidated invoices leave it empty: see the lines).
+    subscription_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    #: When a draft made by the billing engine finalizes itself (after the grace period).
+    auto_finalize_at: Mapped[datetime | None] = mapped_column(index=True)
+    test_clock_id: Mapped[str | None] = mapped_column(String(40), index=True)
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     finalized_at: Mapped[datetime | None]
     paid_at: Mapped[datetime | None]
@@ -203,8 +225,297 @@ class InvoiceLineItem(Base):
     period_start: Mapped[datetime | None]
     period_end: Mapped[datetime | None]
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    #: ``one_off``, ``recurring``, ``proration``, ``usage``, ``one_time`` or ``trial``.
+    kind: Mapped[str] = mapped_column(String(20), default="one_off")
+    subscription_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    price_id: Mapped[str | None] = mapped_column(String(40))
+    #: The subscription period this line bills (recompute-and-diff compares lines per period and price).
+    billing_period_start: Mapped[datetime | None]
+    discount_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: ``[{"discount_id", "coupon_id", "amount"}]``
+    discounts: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
 
     invoice: Mapped[Invoice] = relationship(back_populates="lines")
+
+
+class TestClock(Base):
+    """A frozen time that customers and subscriptions can live on; advancing it bills what falls due."""
+
+    __tablename__ = "test_clocks"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    frozen_time: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(20), default="ready")
+    created_at: Mapped[datetime]
+
+
+class Product(Base):
+    __tablename__ = "products"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(default=True)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Price(Base):
+    """What a product costs: pricing model, currency, cadence. Prices never change once used: a new
+    price (and plan version) replaces them."""
+
+    __tablename__ = "prices"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    product_id: Mapped[str] = mapped_column(String(40), ForeignKey("products.id"), index=True)
+    nickname: Mapped[str | None] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3))
+    #: ``recurring`` or ``one_time``.
+    type: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str] = mapped_column(String(20))
+    unit_amount: Mapped[Decimal]
+    flat_amount: Mapped[Decimal]
+    #: ``[{"up_to": "100" | null, "unit_amount": "100", "flat_amount": "0"}]`` (decimal strings)
+    tiers: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    package_size: Mapped[int | None] = mapped_column(Integer)
+    package_rounding: Mapped[str] = mapped_column(String(10), default="up")
+    interval: Mapped[str | None] = mapped_column(String(10))
+    interval_count: Mapped[int] = mapped_column(Integer, default=1)
+    #: ``in_advance`` or ``in_arrears`` (usage is always in arrears).
+    billing_timing: Mapped[str] = mapped_column(String(20), default="in_advance")
+    #: Code of the billable metric for usage-based prices.
+    metric_code: Mapped[str | None] = mapped_column(String(100))
+    #: A negotiated price made for one quote, not listed in the catalog.
+    custom: Mapped[bool] = mapped_column(default=False)
+    active: Mapped[bool] = mapped_column(default=True)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    created_at: Mapped[datetime]
+
+
+class Plan(Base):
+    """A named bundle of prices. Editing a live plan's prices makes a new version."""
+
+    __tablename__ = "plans"
+    __table_args__ = (UniqueConstraint("org_id", "code"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    code: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    current_version: Mapped[int] = mapped_column(Integer, default=1)
+    active: Mapped[bool] = mapped_column(default=True)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class PlanVersion(Base):
+    __tablename__ = "plan_versions"
+    __table_args__ = (UniqueConstraint("plan_id", "version"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    plan_id: Mapped[str] = mapped_column(String(40), ForeignKey("plans.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+    items: Mapped[list[PlanVersionItem]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="PlanVersionItem.position"
+    )
+
+
+class PlanVersionItem(Base):
+    __tablename__ = "plan_version_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = _org_fk()
+    plan_version_id: Mapped[str] = mapped_column(String(40), ForeignKey("plan_versions.id"), index=True)
+    price_id: Mapped[str] = mapped_column(String(40), ForeignKey("prices.id"))
+    quantity: Mapped[Decimal]
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+    __table_args__ = (Index("ix_subscriptions_due", "next_billing_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    customer_id: Mapped[str] = mapped_column(String(40), ForeignKey("customers.id"), index=True)
+    plan_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("plans.id"))
+    plan_version_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("plan_versions.id"))
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(20))
+    collection_method: Mapped[str] = mapped_column(String(30), default="charge_automatically")
+    days_until_due: Mapped[int | None] = mapped_column(Integer)
+    interval: Mapped[str] = mapped_column(String(10))
+    interval_count: Mapped[int] = mapped_column(Integer, default=1)
+    #: Regular periods are [shift(anchor, n), shift(anchor, n + 1)) in the customer's time zone.
+    billing_cycle_anchor: Mapped[datetime]
+    #: Day of month the cycle renews on (1..31) when anchored to a day rather than the anniversary.
+    billing_cycle_day: Mapped[int | None] = mapped_column(Integer)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    start_at: Mapped[datetime]
+    trial_end: Mapped[datetime | None]
+    #: Fee for the trial period in minor units (0: a free trial).
+    trial_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    current_period_start: Mapped[datetime | None]
+    current_period_end: Mapped[datetime | None]
+    #: The next instant the billing engine has work for this subscription (None: nothing scheduled).
+    next_billing_at: Mapped[datetime | None]
+    cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
+    cancel_at: Mapped[datetime | None]
+    canceled_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]
+    #: End of a fixed term; at it the subscription renews for another term (auto_renew) or ends.
+    term_end: Mapped[datetime | None]
+    term_months: Mapped[int | None] = mapped_column(Integer)
+    auto_renew: Mapped[bool] = mapped_column(default=True)
+    quote_id: Mapped[str | None] = mapped_column(String(40))
+    test_clock_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    items: Mapped[list[SubscriptionItem]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="SubscriptionItem.start_at"
+    )
+
+
+class SubscriptionItem(Base):
+    """One segment of a subscription's timeline: a price and quantity over [start_at, end_at).
+
+    ``bill_start``/``bill_end`` bound what the billing engine charges for the segment; they differ from
+    the segment's own bounds only for changes made with ``proration_behavior=none``.
+    """
+
+    __tablename__ = "subscription_items"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    subscription_id: Mapped[str] = mapped_column(String(40), ForeignKey("subscriptions.id"), index=True)
+    price_id: Mapped[str] = mapped_column(String(40), ForeignKey("prices.id"))
+    quantity: Mapped[Decimal]
+    start_at: Mapped[datetime]
+    end_at: Mapped[datetime | None]
+    bill_start: Mapped[datetime]
+    bill_end: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Coupon(Base):
+    __tablename__ = "coupons"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    name: Mapped[str] = mapped_column(String(200))
+    percent_off: Mapped[Decimal | None]
+    amount_off: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    #: ``once``, ``repeating`` or ``forever``.
+    duration: Mapped[str] = mapped_column(String(20))
+    duration_in_months: Mapped[int | None] = mapped_column(Integer)
+    max_redemptions: Mapped[int | None] = mapped_column(Integer)
+    times_redeemed: Mapped[int] = mapped_column(Integer, default=0)
+    redeem_by: Mapped[datetime | None]
+    applies_to_products: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    applies_to_plans: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    created_at: Mapped[datetime]
+
+
+class PromotionCode(Base):
+    __tablename__ = "promotion_codes"
+    __table_args__ = (UniqueConstraint("org_id", "code"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    coupon_id: Mapped[str] = mapped_column(String(40), ForeignKey("coupons.id"))
+    code: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(default=True)
+    max_redemptions: Mapped[int | None] = mapped_column(Integer)
+    times_redeemed: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Discount(Base):
+    """A coupon applied to a customer or a subscription, over [start, end) (end None: forever)."""
+
+    __tablename__ = "discounts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    coupon_id: Mapped[str] = mapped_column(String(40), ForeignKey("coupons.id"))
+    promotion_code_id: Mapped[str | None] = mapped_column(String(40))
+    customer_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    subscription_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    start: Mapped[datetime]
+    end: Mapped[datetime | None]
+    #: For ``once`` coupons: the one period start it applies to, fixed when first used.
+    applied_period_start: Mapped[datetime | None]
+    removed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+
+class Quote(Base):
+    __tablename__ = "quotes"
+    __table_args__ = (UniqueConstraint("org_id", "number"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    customer_id: Mapped[str] = mapped_column(String(40), ForeignKey("customers.id"), index=True)
+    number: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))
+    plan_id: Mapped[str | None] = mapped_column(String(40))
+    currency: Mapped[str] = mapped_column(String(3))
+    #: ``[{"price_id", "quantity", "unit_amount"?}]``; unit_amount overrides the catalog price.
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    coupon_id: Mapped[str | None] = mapped_column(String(40))
+    term_months: Mapped[int | None] = mapped_column(Integer)
+    auto_renew: Mapped[bool] = mapped_column(default=True)
+    start_at: Mapped[datetime | None]
+    trial_days: Mapped[int | None] = mapped_column(Integer)
+    collection_method: Mapped[str] = mapped_column(String(30), default="send_invoice")
+    days_until_due: Mapped[int | None] = mapped_column(Integer)
+    expires_at: Mapped[datetime | None]
+    finalized_at: Mapped[datetime | None]
+    accepted_at: Mapped[datetime | None]
+    acceptor_name: Mapped[str | None] = mapped_column(String(200))
+    acceptor_email: Mapped[str | None] = mapped_column(String(320))
+    canceled_at: Mapped[datetime | None]
+    subscription_id: Mapped[str | None] = mapped_column(String(40))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Alert(Base):
+    """Something a person should look at: a discrepancy, a failed sync, a rate-limit warning."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (UniqueConstraint("org_id", "dedupe_key"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = _org_fk()
+    type: Mapped[str] = mapped_column(String(60), index=True)
+    severity: Mapped[str] = mapped_column(String(20), default="warning")
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    object_type: Mapped[str | None] = mapped_column(String(40))
+    object_id: Mapped[str | None] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    acknowledged_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
 
 
 class CreditNote(Base):
