@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from revflow.domain.pricing import PriceTerms, Tier
+from revflow.domain.pricing import PackageRounding, PriceTerms, PricingModel, Tier
 from revflow.storage.models import Price
 
 __all__ = ["price_terms"]
@@ -21,10 +21,10 @@ def price_terms(price: Price) -> PriceTerms:
         for t in price.tiers
     )
     return PriceTerms(
-        model=price.model,
+        model=PricingModel(price.model),
         unit_amount=price.unit_amount,
         flat_amount=price.flat_amount,
         tiers=tiers,
         package_size=price.package_size,
-        package_rounding=price.package_rounding,
+        package_rounding=PackageRounding(price.package_rounding),
     )
