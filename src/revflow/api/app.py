@@ -14,7 +14,16 @@ from starlette.responses import Response
 
 import revflow
 from revflow.api.problems import install_handlers, problem
-from revflow.api.routers import account, credit_notes, customers, invoices
+from revflow.api.routers import (
+    account,
+    catalog,
+    credit_notes,
+    customers,
+    discounts,
+    invoices,
+    subscriptions,
+    test_clocks,
+)
 from revflow.bootstrap import Container
 
 __all__ = ["create_app"]
@@ -116,7 +125,16 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
     )
     app.state.container = container
     install_handlers(app)
-    for module in (customers, invoices, credit_notes, account):
+    for module in (
+        customers,
+        invoices,
+        credit_notes,
+        catalog,
+        subscriptions,
+        discounts,
+        test_clocks,
+        account,
+    ):
         app.include_router(module.api)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
