@@ -142,7 +142,8 @@ class TestApiKeys:
 
 
 def _seed(t: Tenant) -> dict[str, str]:
-    """In ``t``: a customer, a finalized invoice with a payment and a credit note; returns their ids."""
+    """In ``t``: a customer, a finalized invoice with a payment and a credit note, a product, a price and
+    a plan; returns their ids."""
     cus = t.post(
         "/v1/customers", {"name": "Acme Corp", "currency": "USD", "external_ids": {"hubspot": "1234"}}
     ).json()
@@ -158,6 +159,30 @@ def _seed(t: Tenant) -> dict[str, str]:
     note = t.post("/v1/credit_notes", {"invoice_id": inv["id"], "amount": 1000}).json()
     assert (fin["status"], pay["amount"], note["amount"]) == ("open", 4000, 1000)
     event = t.get("/v1/events", params={"type": "invoice.finalized"}).json()["data"][0]
+    product = t.post("/v1/products", {"name": "Seats"}).json()
+    price = t.post(
+        "/v1/prices",
+        {
+            "product_id": product["id"],
+            "currency": "USD",
+            "type": "recurring",
+            "interval": "month",
+            "model": "per_unit",
+            "unit_amount": "1000",
+        },
+    ).json()
+    plan = t.post("/v1/plans", {"code": "pro", "name": "Pro", "items": [{"price_id": price["id"]}]}).json()
+    assert plan["current_version"] == 1, plan
+    coupon = t.post("/v1/coupons", {"name": "Seed", "percent_off": 10, "duration": "forever"}).json()
+    promo = t.post("/v1/promotion_codes", {"coupon_id": coupon["id"], "code": "SEED10"}).json()
+    discount = t.post(f"/v1/customers/{cus['id']}/discounts", {"coupon_id": coupon["id"]}).json()
+    assert discount["coupon"]["id"] == promo["coupon_id"] == coupon["id"], discount
+    clock = t.post("/v1/test_clocks", {"frozen_time": "2024-01-01T00:00:00Z"}).json()
+    sub = t.post(  # starts in the future: no invoice yet, so the invoice lists stay as they are
+        "/v1/subscriptions",
+        {"customer_id": cus["id"], "plan_id": plan["id"], "start_at": "2100-01-01T00:00:00Z"},
+    ).json()
+    assert sub["status"] == "incomplete", sub
     return {
         "customer_id": cus["id"],
         "invoice_id": inv["id"],
@@ -166,6 +191,14 @@ def _seed(t: Tenant) -> dict[str, str]:
         "payment_id": pay["id"],
         "event_id": event["id"],
         "key_id": t.key_id,
+        "product_id": product["id"],
+        "price_id": price["id"],
+        "plan_id": plan["id"],
+        "coupon_id": coupon["id"],
+        "promotion_code_id": promo["id"],
+        "discount_id": discount["id"],
+        "subscription_id": sub["id"],
+        "test_clock_id": clock["id"],
     }
 
 
@@ -179,6 +212,16 @@ def _snapshot(t: Tenant, ids: dict[str, str]) -> dict[str, Any]:
         "invoice": t.get(f"/v1/invoices/{inv}").json(),
         "credit_note": t.get(f"/v1/credit_notes/{ids['credit_note_id']}").json(),
         "event": t.get(f"/v1/events/{ids['event_id']}").json(),
+        "product": t.get(f"/v1/products/{ids['product_id']}").json(),
+        "price": t.get(f"/v1/prices/{ids['price_id']}").json(),
+        "plan": t.get(f"/v1/plans/{ids['plan_id']}").json(),
+        "plan_versions": t.get(f"/v1/plans/{ids['plan_id']}/versions").json(),
+        "coupon": t.get(f"/v1/coupons/{ids['coupon_id']}").json(),
+        "promotion_code": t.get(f"/v1/promotion_codes/{ids['promotion_code_id']}").json(),
+        "discount": t.get(f"/v1/discounts/{ids['discount_id']}").json(),
+        "subscription": t.get(f"/v1/subscriptions/{ids['subscription_id']}").json(),
+        "test_clock": t.get(f"/v1/test_clocks/{ids['test_clock_id']}").json(),
+        "subscriptions": t.get("/v1/subscriptions", params={"limit": 100}).json(),
         "payments": t.get("/v1/payments", params={"limit": 100}).json(),
         "credit_notes": t.get("/v1/credit_notes", params={"limit": 100}).json(),
         "invoices": t.get("/v1/invoices", params={"limit": 100}).json(),
@@ -195,6 +238,17 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/v1/invoices/{invoice_id}"): {"description": "Hijacked"},
     ("POST", "/v1/invoices/{invoice_id}/lines"): {"items": [{"description": "x", "amount": 1}]},
     ("POST", "/v1/invoices/{invoice_id}/payments"): {"amount": 1, "method": "cash"},
+    ("PATCH", "/v1/products/{product_id}"): {"name": "Hijacked", "active": False},
+    ("PATCH", "/v1/prices/{price_id}"): {"nickname": "Hijacked", "active": False},
+    ("PATCH", "/v1/plans/{plan_id}"): {"name": "Hijacked", "active": False},
+    ("POST", "/v1/plans/{plan_id}/versions"): {"items": [{"price_id": "price_x"}]},
+    ("PATCH", "/v1/coupons/{coupon_id}"): {"name": "Hijacked"},
+    ("PATCH", "/v1/promotion_codes/{promotion_code_id}"): {"active": False},
+    ("POST", "/v1/customers/{customer_id}/discounts"): {"promotion_code": "SEED10"},
+    ("POST", "/v1/subscriptions/{subscription_id}/discounts"): {"promotion_code": "SEED10"},
+    ("POST", "/v1/subscriptions/{subscription_id}/change"): {"quantity": 3},
+    ("POST", "/v1/subscriptions/{subscription_id}/cancel"): {"at": "now"},
+    ("POST", "/v1/test_clocks/{test_clock_id}/advance"): {"frozen_time": "2030-01-01T00:00:00Z"},
 }
 
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
@@ -223,9 +277,9 @@ def _api_routes(client: TestClient) -> list[APIRoute]:
 
 class TestTenantIsolation:
     def test_every_route_with_an_id_answers_404_for_another_orgs_object(
-        self, tenant: Tenant, other_tenant: Tenant, client: TestClient
+        self, tenant: Tenant, other_tenant: Tenant, client: TestClient, container: Container
     ) -> None:
-        ids = _seed(tenant)
+        ids = {**_seed(tenant), "version": "1"}
         _seed(other_tenant)  # the other org has objects of its own, so its queries are not trivially empty
         before = _snapshot(tenant, ids)
         routes = [r for r in _api_routes(client) if r.path.startswith("/v1") and _PARAM.search(r.path)]
@@ -275,6 +329,11 @@ class TestTenantIsolation:
             ("/v1/audit_events", {"object_id": ids["customer_id"]}),
             ("/v1/audit_events", {"actor_id": tenant.key_id}),
             ("/v1/api_keys", {}),
+            ("/v1/products", {}),
+            ("/v1/prices", {}),
+            ("/v1/prices", {"product_id": ids["product_id"]}),
+            ("/v1/plans", {}),
+            ("/v1/plans", {"code": "pro"}),
         ]
 
         seen: dict[str, set[str]] = {}
@@ -294,6 +353,8 @@ class TestTenantIsolation:
         assert seen["/v1/credit_notes?[]"] == {theirs["credit_note_id"]}
         assert seen["/v1/payments?[]"] == {theirs["payment_id"]}
         assert seen["/v1/api_keys?[]"] == {other_tenant.key_id}
+        assert seen["/v1/prices?[]"] == {theirs["price_id"]}
+        assert seen["/v1/plans?[('code', 'pro')]"] == {theirs["plan_id"]}
         assert theirs["event_id"] in seen["/v1/events?[]"]
         for key in (
             "/v1/invoices?[('customer_id', '" + ids["customer_id"] + "')]",

@@ -122,6 +122,9 @@ class CustomerCreate(_In):
     tax_ids: Annotated[list[TaxId], Field(max_length=10)] = []
     external_ids: ExternalIds = Field(default_factory=dict, description='e.g. {"hubspot": "1234"}')
     metadata: Metadata = Field(default_factory=dict)
+    test_clock_id: Annotated[StrictStr, Field(max_length=40)] | None = Field(
+        default=None, description="Put the customer on a test clock (simulated time)."
+    )
 
 
 class CustomerUpdate(_In):

@@ -17,7 +17,13 @@ from revflow.services.pagination import Page, paginate
 from revflow.services.recorder import diff, record
 from revflow.services.tax_ids import tax_id_country, validate_tax_id
 from revflow.services.views import CustomerView
-from revflow.storage.models import Customer, CustomerBalanceTransaction, CustomerExternalId, Invoice
+from revflow.storage.models import (
+    Customer,
+    CustomerBalanceTransaction,
+    CustomerExternalId,
+    Invoice,
+    TestClock,
+)
 
 __all__ = [
     "ExternalIdTaken",
@@ -166,9 +172,11 @@ def create_customer(
     tax_ids: list[dict[str, str]] | None = None,
     external_ids: dict[str, str] | None = None,
     metadata: dict[str, str] | None = None,
+    test_clock_id: str | None = None,
 ) -> Customer:
-    """Create a customer and return it. Raises InvalidInput (bad country, zone, locale, currency, tax id)
-    and ExternalIdTaken."""
+    """Create a customer and return it; with ``test_clock_id`` it lives on that test clock's time.
+
+    Raises InvalidInput (bad country, zone, locale, currency, tax id), NotFound (clock), ExternalIdTaken."""
     now = ctx.now()
     addr = _check_address(address or {})
     customer = Customer(
@@ -182,6 +190,7 @@ def create_customer(
         locale=_check_locale(locale),
         tax_ids=_check_tax_ids(tax_ids or [], addr.get("country")),
         metadata_=metadata or {},
+        test_clock_id=ctx.get(TestClock, test_clock_id, label="test clock").id if test_clock_id else None,
         created_at=now,
         updated_at=now,
     )

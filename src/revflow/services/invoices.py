@@ -82,11 +82,15 @@ def _new_line(ctx: Ctx, inv: Invoice, line: LineInput, position: int) -> Invoice
         period_start=line.get("period_start"),
         period_end=line.get("period_end"),
         metadata_=line.get("metadata") or {},
+        kind="one_off",
+        discount_amount=0,
+        discounts=[],
     )
 
 
 def recompute(inv: Invoice) -> None:
     """Refresh a draft's totals from its lines (customer credit is applied only at finalization)."""
+    inv.discount = sum(li.discount_amount for li in inv.lines)
     totals = compute_totals(line_amounts=[li.amount for li in inv.lines], discount=inv.discount, tax=inv.tax)
     inv.subtotal, inv.total = totals.subtotal, totals.total
     inv.applied_balance = 0
@@ -269,12 +273,14 @@ def _customer_snapshot(c: Customer) -> dict[str, Any]:
 def finalize_invoice(ctx: Ctx, invoice_id: str) -> Invoice:
     """Finalize a draft: assign the next gapless number, freeze the buyer, apply customer credit.
 
-    Returns the invoice, now ``open`` (or ``paid`` when credit covered it). Raises Conflict
-    ``invalid_state`` when it is not a draft and InvalidInput ``invalid_total`` for a negative total.
+    Returns the invoice, now ``open`` (or ``paid`` when credit covered it). A subscription invoice with a
+    negative total (a proration credit) is paid at once and its surplus becomes customer credit. Raises
+    Conflict ``invalid_state`` when it is not a draft and InvalidInput ``invalid_total`` for a negative
+    one-off invoice.
     """
     inv = ctx.get(Invoice, invoice_id, for_update=True, label="invoice")
     ensure_transition(inv.status, InvoiceStatus.OPEN)
-    if inv.total < 0:
+    if inv.total < 0 and inv.billing_reason == "manual":
         raise InvalidInput(
             "an invoice total cannot be negative; issue a credit note instead", code="invalid_total"
         )
@@ -298,6 +304,21 @@ def finalize_invoice(ctx: Ctx, invoice_id: str) -> Invoice:
     inv.applied_balance = totals.applied_balance
     inv.amount_due = totals.amount_due
     inv.amount_remaining = totals.amount_due
+    if inv.total < 0:  # a billing correction that owes the customer: the surplus becomes credit
+        inv.amount_due = inv.amount_remaining = 0
+        ctx.session.add(
+            CustomerBalanceTransaction(
+                id=new_id("cbtxn"),
+                org_id=ctx.org_id,
+                customer_id=customer.id,
+                type="invoice_credit",
+                amount=-inv.total,
+                currency=inv.currency,
+                invoice_id=inv.id,
+                description=f"Credit from invoice {inv.number}",
+                created_at=now,
+            )
+        )
     if totals.applied_balance:
         ctx.session.add(
             CustomerBalanceTransaction(

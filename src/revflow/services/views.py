@@ -60,6 +60,7 @@ class CustomerView(_View):
     balance: int
     metadata: dict[str, str]
     archived: bool
+    test_clock_id: str | None = None
     created_at: datetime
     updated_at: datetime
 
@@ -78,6 +79,7 @@ class CustomerView(_View):
             balance=balance,
             metadata=c.metadata_,
             archived=c.archived_at is not None,
+            test_clock_id=c.test_clock_id,
             created_at=c.created_at,
             updated_at=c.updated_at,
         )
@@ -93,6 +95,13 @@ class InvoiceLineView(_View):
     currency: str
     period_start: datetime | None
     period_end: datetime | None
+    #: ``one_off``, ``recurring``, ``proration``, ``usage``, ``one_time`` or ``trial``.
+    kind: str
+    subscription_id: str | None
+    price_id: str | None
+    discount_amount: int
+    #: ``[{"discount_id", "coupon_id", "amount"}]``
+    discounts: list[dict[str, Any]]
     metadata: dict[str, str]
 
     @classmethod
@@ -106,6 +115,11 @@ class InvoiceLineView(_View):
             currency=li.currency,
             period_start=li.period_start,
             period_end=li.period_end,
+            kind=li.kind or "one_off",
+            subscription_id=li.subscription_id,
+            price_id=li.price_id,
+            discount_amount=li.discount_amount or 0,
+            discounts=li.discounts or [],
             metadata=li.metadata_,
         )
 
@@ -119,6 +133,9 @@ class InvoiceView(_View):
     currency: str
     collection_method: str
     billing_reason: str
+    subscription_id: str | None
+    auto_finalize_at: datetime | None
+    test_clock_id: str | None
     description: str | None
     footer: str | None
     due_date: date | None

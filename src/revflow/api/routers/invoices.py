@@ -57,6 +57,15 @@ def list_invoices(
     return envelope("/v1/invoices", [InvoiceView.of(i) for i in result.items], result.has_more)
 
 
+@api.get(
+    "/invoices/upcoming", summary="Preview the next invoice of a subscription, pending prorations included"
+)
+def upcoming_invoice(ctx: CtxDep, subscription_id: Annotated[str, Query(max_length=40)]) -> dict[str, object]:
+    from revflow.services.upcoming import upcoming_invoice as preview
+
+    return preview(ctx, subscription_id)
+
+
 @api.get("/invoices/{invoice_id}", response_model=InvoiceView, summary="Retrieve an invoice")
 def get_invoice(invoice_id: str, ctx: CtxDep) -> InvoiceView:
     return InvoiceView.of(ctx.get(Invoice, invoice_id, label="invoice"))
