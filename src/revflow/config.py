@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     worker_interval: float = 5.0
     #: Hours an Idempotency-Key and its stored response are kept (Stripe keeps 24 h; we keep at least that).
     idempotency_ttl_hours: int = 48
+    #: Customers billed per transaction by the billing run.
+    billing_batch_size: int = 200
     #: Largest request body the API accepts, in bytes.
     max_body_bytes: int = 1_048_576
 

@@ -31,6 +31,7 @@ class SubscriptionCreate(_In):
     customer_id: Id
     plan_id: Id | None = None
     items: Annotated[list[SubscriptionItemIn], Field(max_length=20)] | None = None
+    quantity: Quantity | None = Field(default=None, description="With plan_id: seats of its licensed price.")
     currency: CurrencyCode | None = None
     start_at: Instant | None = Field(default=None, description="Default now; may be in the past or future.")
     trial_days: Annotated[StrictInt, Field(ge=1, le=730)] | None = None
@@ -53,6 +54,8 @@ class SubscriptionCreate(_In):
     def _one_source(self) -> SubscriptionCreate:
         if (self.plan_id is None) == (not self.items):
             raise ValueError("give either plan_id or items")
+        if self.quantity is not None and self.plan_id is None:
+            raise ValueError("quantity goes with plan_id; with items, give each item's quantity")
         if self.trial_days is not None and self.trial_end is not None:
             raise ValueError("give trial_days or trial_end, not both")
         return self
@@ -72,9 +75,10 @@ class SubscriptionChange(_In):
 
     @model_validator(mode="after")
     def _one_change(self) -> SubscriptionChange:
-        given = [self.plan_id is not None, self.items is not None, self.quantity is not None]
-        if sum(given) != 1:
-            raise ValueError("give exactly one of plan_id, items or quantity")
+        if (self.plan_id is not None) + (self.items is not None) != 1 and not (
+            self.plan_id is None and self.items is None and self.quantity is not None
+        ):
+            raise ValueError("give plan_id (optionally with quantity), items, or quantity alone")
         return self
 
 

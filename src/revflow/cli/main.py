@@ -13,6 +13,10 @@ from revflow.logging import configure_logging
 app = typer.Typer(help="Revflow: billing and revenue platform.", no_args_is_help=True, add_completion=False)
 orgs_app = typer.Typer(help="Organizations (tenants).", no_args_is_help=True)
 app.add_typer(orgs_app, name="orgs")
+clock_app = typer.Typer(
+    help="Test clocks: simulated time for customers and subscriptions.", no_args_is_help=True
+)
+app.add_typer(clock_app, name="clock")
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -113,6 +117,94 @@ def _load_demo(container, url: str) -> None:  # type: ignore[no-untyped-def]
     typer.echo(f"{what} demo organization {org.name} ({org.id}).")
     typer.echo(f"Try: curl -H 'Authorization: Bearer {secret}' {url}/v1/invoices")
     typer.echo(f"Demo API key: {secret}")
+
+
+@app.command()
+def bill(
+    batch_size: Annotated[int, typer.Option(help="Customers per transaction")] = 200,
+) -> None:
+    """Run the billing engine once: bill every real-time customer with something due, with progress."""
+    from datetime import datetime
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from sqlalchemy import func, select
+
+    from revflow.services import billing
+    from revflow.storage.models import Subscription
+
+    settings = _settings()
+    container = _container(settings)
+    now: datetime = container.clock.now()
+    with container.sessions() as session:
+        due = (
+            session.scalar(
+                select(func.count(func.distinct(Subscription.customer_id))).where(
+                    Subscription.next_billing_at <= now, Subscription.test_clock_id.is_(None)
+                )
+            )
+            or 0
+        )
+    columns = (TextColumn("Billing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err) as progress:
+        task = progress.add_task("billing", total=due)
+        stats = billing.run_due(
+            container.sessions, now=now, batch_size=batch_size, progress=lambda n: progress.advance(task, n)
+        )
+    typer.echo(f"Billed {stats.customers} customers: {stats.invoices} invoices, {stats.lines} lines.")
+    if stats.errors:
+        err.print(
+            f"[red]{stats.errors} customers failed[/red] (see GET /v1/alerts?type=billing_failed): "
+            + ", ".join(stats.failed[:10])
+        )
+        raise typer.Exit(1)
+
+
+@clock_app.command("advance")
+def clock_advance(
+    clock_id: Annotated[str, typer.Argument(help="Test clock id (clock_…)")],
+    to: Annotated[
+        str | None, typer.Option(help="ISO 8601 instant to move to, e.g. 2025-01-01T00:00:00Z")
+    ] = None,
+    days: Annotated[int, typer.Option(help="Move forward by this many days")] = 0,
+    months: Annotated[int, typer.Option(help="Move forward by this many calendar months")] = 0,
+) -> None:
+    """Move a test clock forward and bill everything that falls due on it."""
+    from datetime import datetime, timedelta
+
+    from revflow.domain.cycles import shift
+    from revflow.services import test_clocks
+    from revflow.services.context import Actor, Ctx
+    from revflow.storage.models import TestClock
+
+    settings = _settings()
+    container = _container(settings)
+    with container.sessions() as session:
+        clock = session.get(TestClock, clock_id)
+        if clock is None:
+            err.print(f"[red]No test clock {clock_id}.[/red] List them with GET /v1/test_clocks.")
+            raise typer.Exit(1)
+        if to is not None:
+            try:
+                target = datetime.fromisoformat(to.replace("Z", "+00:00"))
+            except ValueError:
+                err.print(f"[red]'{to}' is not an ISO 8601 instant[/red]; try 2025-01-01T00:00:00Z.")
+                raise typer.Exit(2) from None
+            if target.tzinfo is None:
+                err.print("[red]Give the instant with its offset[/red], e.g. 2025-01-01T00:00:00Z.")
+                raise typer.Exit(2)
+        else:
+            target = clock.frozen_time + timedelta(days=days)
+            if months:
+                target = shift(anchor=target, interval="month", count=months, n=1, tz="UTC")
+        ctx = Ctx(session=session, org_id=clock.org_id, actor=Actor("cli"), clock=container.clock)
+        with err.status(f"Advancing {clock_id} to {target.isoformat()} …"):
+            try:
+                clock, invoices = test_clocks.advance_clock(ctx, clock_id, to=target)
+            except test_clocks.ClockBackwards as exc:
+                err.print(f"[red]{exc.message}[/red]")
+                raise typer.Exit(2) from None
+        session.commit()
+    typer.echo(f"{clock_id} is at {clock.frozen_time.isoformat()}; {len(invoices)} invoices created.")
 
 
 @app.command()

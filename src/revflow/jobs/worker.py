@@ -1,7 +1,7 @@
 """The background worker: runs each job once per cycle, inside ``revflow serve`` or alone.
 
-Jobs take no objects, only the container, and are safe to run twice. Later issues add billing runs,
-payment retries and outbox delivery here.
+Jobs take no objects, only the container, and are safe to run twice: the billing run bills what fell
+due (and finalizes drafts whose grace period ended); later issues add payment retries and outbox delivery.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Callable
 import structlog
 
 from revflow.bootstrap import Container
-from revflow.services import idempotency
+from revflow.services import billing, idempotency
 
 __all__ = ["Worker"]
 
@@ -31,7 +31,21 @@ def purge_idempotency_keys(container: Container) -> int:
     return n
 
 
-JOBS: tuple[tuple[str, Job], ...] = (("purge_idempotency_keys", purge_idempotency_keys),)
+def run_billing(container: Container) -> int:
+    """Bill every real-time customer with a billing point or a draft's grace period due; returns the
+    number of invoices created. Safe in several workers at once (customers are claimed with SKIP LOCKED)."""
+    stats = billing.run_due(
+        container.sessions, now=container.clock.now(), batch_size=container.settings.billing_batch_size
+    )
+    if stats.customers or stats.errors:
+        log.info("billing_run", customers=stats.customers, invoices=stats.invoices, errors=stats.errors)
+    return stats.invoices
+
+
+JOBS: tuple[tuple[str, Job], ...] = (
+    ("billing", run_billing),
+    ("purge_idempotency_keys", purge_idempotency_keys),
+)
 
 
 class Worker:

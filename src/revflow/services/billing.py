@@ -23,6 +23,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from revflow import failpoints
 from revflow.domain.billing import Billed, Charge, LineDraft, Segment, diff
 from revflow.domain.clock import FrozenClock
 from revflow.domain.discounts import DiscountableLine, Duration, allocate, resolve_once_period
@@ -573,6 +574,7 @@ def run_due(
                 stats.customers += 1
                 stats.invoices += len(invoices)
                 stats.lines += sum(len(i.lines) for i in invoices)
+            failpoints.hit("billing.before_commit")
             session.commit()
         if progress is not None:
             progress(len(batch))

@@ -112,6 +112,24 @@ def _item_specs(ctx: Ctx, items: list[dict[str, Any]]) -> list[ItemSpec]:
     return out
 
 
+def _with_quantity(specs: list[ItemSpec], quantity: Decimal) -> list[ItemSpec]:
+    """Set the quantity of the one licensed (recurring, not metered) price among ``specs``."""
+    if quantity < 0:
+        raise InvalidInput(
+            "quantity must not be negative",
+            code="invalid_quantity",
+            details=[{"field": "quantity", "code": "invalid_quantity"}],
+        )
+    licensed = [i for i, (p, _) in enumerate(specs) if p.type == "recurring" and not p.metric_code]
+    if len(licensed) != 1:
+        raise InvalidInput(
+            "quantity applies to a plan with exactly one licensed price; send items instead",
+            code="ambiguous_quantity",
+            details=[{"field": "quantity", "code": "ambiguous_quantity"}],
+        )
+    return [(p, quantity if i == licensed[0] else q) for i, (p, q) in enumerate(specs)]
+
+
 def _check_specs(specs: list[ItemSpec], currency: str) -> tuple[str, int]:
     for price, _ in specs:
         if price.currency != currency:
@@ -191,6 +209,7 @@ def create_subscription(
     price_specs: list[ItemSpec] | None = None,
     coupon_id: str | None = None,
     promotion_code: str | None = None,
+    quantity: Decimal | None = None,
 ) -> Subscription:
     """Create a subscription from a plan (its current version) or from items, and bill what is due.
 
@@ -211,6 +230,8 @@ def create_subscription(
         specs = _item_specs(ctx, items)
     else:
         raise InvalidInput("give a plan_id or items", code="parameter_missing")
+    if quantity is not None:
+        specs = _with_quantity(specs, quantity)
     chosen = chosen or specs[0][0].currency
     if customer.currency is not None and customer.currency != chosen:
         raise CurrencyMismatch(
@@ -376,22 +397,12 @@ def change_subscription(
     plan = version = None
     if plan_id is not None:
         plan, version, specs = _plan_items(ctx, plan_id, sub.currency, plan_version)
+        if quantity is not None:
+            specs = _with_quantity(specs, quantity)
     elif items is not None:
         specs = _item_specs(ctx, items)
     elif quantity is not None:
-        if quantity < 0:
-            raise InvalidInput(
-                "quantity must not be negative",
-                code="invalid_quantity",
-                details=[{"field": "quantity", "code": "invalid_quantity"}],
-            )
-        recurring = [(p, q) for p, q in old if p.type == "recurring" and not p.metric_code]
-        if len(recurring) != 1:
-            raise InvalidInput(
-                "quantity alone changes a subscription with exactly one licensed price; send items instead",
-                code="ambiguous_quantity",
-            )
-        specs = [(p, quantity if (p, q) == recurring[0] else q) for p, q in old]
+        specs = _with_quantity(old, quantity)
     else:
         raise InvalidInput("give plan_id, items or quantity", code="parameter_missing")
     _check_specs(specs, sub.currency)

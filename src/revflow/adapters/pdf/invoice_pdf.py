@@ -1,4 +1,4 @@
-"""Invoice PDFs with reportlab: an A4 page (or more) with parties, line items and totals.
+"""Invoice and quote PDFs with reportlab: an A4 page (or more) with parties, line items and totals.
 
 Amounts are integer minor units, shown with exactly the ISO 4217 number of decimals of the currency
 (``Decimal(amount).scaleb(-exponent)``, never float) and the conventions of the document's locale.
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 from xml.sax.saxutils import escape
 
 from babel import Locale
@@ -35,7 +35,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table
 
 from revflow.domain.money import Currency
-from revflow.services.ports import DocumentLine, DocumentParty, InvoiceDocument
+from revflow.services.ports import DocumentLine, DocumentParty, InvoiceDocument, QuoteDocument
 
 __all__ = ["UNICODE_FONT_CANDIDATES", "ReportlabPdfRenderer"]
 
@@ -124,12 +124,19 @@ class ReportlabPdfRenderer:
 
     def render_invoice(self, doc: InvoiceDocument) -> bytes:
         """Return the PDF bytes of the invoice ``doc``."""
+        return self._render(doc, _InvoiceBuilder, f"Invoice {doc.number or 'Draft'}")
+
+    def render_quote(self, doc: QuoteDocument) -> bytes:
+        """Return the PDF bytes of the quote ``doc``."""
+        return self._render(doc, _QuoteBuilder, f"Quote {doc.number or 'Draft'}")
+
+    def _render(self, doc: D, kind: type[_Builder[D]], title: str) -> bytes:
         try:
-            builder = _InvoiceBuilder(doc, _HELVETICA, lossy=False)
+            builder = kind(doc, _HELVETICA, lossy=False)
             story = builder.story()
         except _Unencodable:
             face = _unicode_typeface(self._unicode_fonts)
-            builder = _InvoiceBuilder(doc, face or _HELVETICA, lossy=face is None)
+            builder = kind(doc, face or _HELVETICA, lossy=face is None)
             story = builder.story()
         buffer = io.BytesIO()
         template = SimpleDocTemplate(
@@ -139,7 +146,7 @@ class ReportlabPdfRenderer:
             rightMargin=_MARGIN,
             topMargin=_MARGIN,
             bottomMargin=_MARGIN,
-            title=f"Invoice {doc.number or 'Draft'}",
+            title=title,
             author=doc.seller.name,
             creator="Revflow",
         )
@@ -147,14 +154,32 @@ class ReportlabPdfRenderer:
         return buffer.getvalue()
 
 
-class _InvoiceBuilder:
-    """Turns one :class:`InvoiceDocument` into flowables with one typeface.
+class _Printable(Protocol):
+    """What every printed document has (both :class:`InvoiceDocument` and :class:`QuoteDocument`)."""
+
+    @property
+    def number(self) -> str | None: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def locale(self) -> str: ...
+    @property
+    def seller(self) -> DocumentParty: ...
+    @property
+    def lines(self) -> tuple[DocumentLine, ...]: ...
+
+
+D = TypeVar("D", bound=_Printable)
+
+
+class _Builder(Generic[D]):
+    """Turns one document into flowables with one typeface: the pieces every document shares.
 
     With a cp1252 typeface and ``lossy`` False, any text it cannot show raises :class:`_Unencodable`;
     with ``lossy`` True, money shows ISO codes and such characters become "?".
     """
 
-    def __init__(self, doc: InvoiceDocument, face: _Typeface, *, lossy: bool) -> None:
+    def __init__(self, doc: D, face: _Typeface, *, lossy: bool) -> None:
         self._doc = doc
         self._face = face
         self._lossy = lossy
@@ -213,33 +238,40 @@ class _InvoiceBuilder:
     # -- blocks -----------------------------------------------------------------------------------
 
     def story(self) -> list[Any]:
-        """Return the flowables of the whole invoice."""
-        doc = self._doc
-        story: list[Any] = [self._header(), Spacer(1, 8 * mm), self._parties(), Spacer(1, 8 * mm)]
-        story += [self._lines(), Spacer(1, 4 * mm), self._totals()]
-        if doc.memo:
-            story += [Spacer(1, 6 * mm), self._para(doc.memo, self._body)]
-        if doc.footer:
-            story += [Spacer(1, 6 * mm), self._para(doc.footer, self._small)]
-        return story
+        """Return the flowables of the whole document."""
+        raise NotImplementedError
 
-    def _header(self) -> Table:
-        """Return the title beside the number, status, dates and extra fields."""
-        doc = self._doc
-        facts: list[tuple[str, str | None]] = [
-            ("Invoice number", doc.number or "Draft"),
-            ("Status", doc.status.replace("_", " ").capitalize()),
-            ("Issue date", self._date(doc.issue_date) if doc.issue_date else None),
-            ("Due date", self._date(doc.due_date) if doc.due_date else None),
-            *doc.extra.items(),
-        ]
+    def _title_block(self, title: str, facts: Sequence[tuple[str, str | None]]) -> Table:
+        """Return ``title`` beside a table of the ``facts`` that have a value."""
         rows = [[self._para(k, self._small), self._para(v, self._right)] for k, v in facts if v is not None]
         meta = Table(rows, colWidths=[30 * mm, 50 * mm], style=[("VALIGN", (0, 0), (-1, -1), "MIDDLE")])
         return Table(
-            [[self._para(doc.title, self._title), meta]],
+            [[self._para(title, self._title), meta]],
             colWidths=[self._width - 80 * mm, 80 * mm],
             style=_tight([("VALIGN", (0, 0), (-1, -1), "TOP")]),
         )
+
+    def _parties_block(self, buyer_heading: str, buyer: DocumentParty) -> Table:
+        """Return the seller and buyer blocks side by side."""
+        half = self._width / 2
+        cells = [[self._party("From", self._doc.seller), self._party(buyer_heading, buyer)]]
+        return Table(cells, colWidths=[half, half], style=_tight([("VALIGN", (0, 0), (-1, -1), "TOP")]))
+
+    def _amounts(self, rows: Sequence[tuple[str, int, bool]], rule_above: str | None) -> Table:
+        """Return the right-aligned table of labelled amounts (bold when flagged), ruled above
+        ``rule_above``."""
+        cells = [
+            [
+                self._para(label, self._right_bold if strong else self._right),
+                self._para(self._money(amount), self._right_bold if strong else self._right),
+            ]
+            for label, amount, strong in rows
+        ]
+        style: list[tuple[Any, ...]] = []
+        if rule_above is not None:
+            at = next(i for i, (label, _, _) in enumerate(rows) if label == rule_above)
+            style.append(("LINEABOVE", (0, at), (-1, at), 0.8, colors.black))
+        return Table(cells, colWidths=[50 * mm, 45 * mm], hAlign="RIGHT", style=_tight(style))
 
     def _party(self, heading: str, party: DocumentParty) -> list[Paragraph]:
         """Return the heading, name, email, address lines and tax ids of ``party``."""
@@ -250,14 +282,8 @@ class _InvoiceBuilder:
             *(self._para(line, self._body) for line in details if line),
         ]
 
-    def _parties(self) -> Table:
-        """Return the seller and buyer blocks side by side."""
-        half = self._width / 2
-        cells = [[self._party("From", self._doc.seller), self._party("Bill to", self._doc.buyer)]]
-        return Table(cells, colWidths=[half, half], style=_tight([("VALIGN", (0, 0), (-1, -1), "TOP")]))
-
     def _line_row(self, line: DocumentLine) -> list[Any]:
-        """Return the table cells of one invoice line."""
+        """Return the table cells of one document line."""
         description: list[Paragraph] = [self._para(line.description, self._body)]
         if line.period:
             start, end = (self._date(moment) for moment in line.period)
@@ -290,6 +316,46 @@ class _InvoiceBuilder:
             ),
         )
 
+    def draw_page_number(self, canvas: Any, template: Any) -> None:
+        """Draw "<number> · Page n" at the bottom right of the current page; returns None."""
+        label = self._plain(f"{self._doc.number or 'Draft'} · Page {canvas.getPageNumber()}")
+        canvas.saveState()
+        canvas.setFont(self._face.regular, 8)
+        canvas.setFillColor(_GREY)
+        canvas.drawRightString(A4[0] - _MARGIN - _FRAME_PADDING, _MARGIN / 2, label)
+        canvas.restoreState()
+
+
+class _InvoiceBuilder(_Builder[InvoiceDocument]):
+    """An invoice: parties, line items and totals."""
+
+    def story(self) -> list[Any]:
+        """Return the flowables of the whole invoice."""
+        doc = self._doc
+        story: list[Any] = [self._header(), Spacer(1, 8 * mm), self._parties(), Spacer(1, 8 * mm)]
+        story += [self._lines(), Spacer(1, 4 * mm), self._totals()]
+        if doc.memo:
+            story += [Spacer(1, 6 * mm), self._para(doc.memo, self._body)]
+        if doc.footer:
+            story += [Spacer(1, 6 * mm), self._para(doc.footer, self._small)]
+        return story
+
+    def _header(self) -> Table:
+        """Return the title beside the number, status, dates and extra fields."""
+        doc = self._doc
+        facts: list[tuple[str, str | None]] = [
+            ("Invoice number", doc.number or "Draft"),
+            ("Status", doc.status.replace("_", " ").capitalize()),
+            ("Issue date", self._date(doc.issue_date) if doc.issue_date else None),
+            ("Due date", self._date(doc.due_date) if doc.due_date else None),
+            *doc.extra.items(),
+        ]
+        return self._title_block(doc.title, facts)
+
+    def _parties(self) -> Table:
+        """Return the seller and buyer blocks side by side."""
+        return self._parties_block("Bill to", self._doc.buyer)
+
     def _totals(self) -> Table:
         """Return subtotal, discount, tax, total, applied credit, amount paid and amount due."""
         doc = self._doc
@@ -300,29 +366,52 @@ class _InvoiceBuilder:
         if doc.applied_balance:
             rows.append(("Applied customer credit", -doc.applied_balance, False))
         rows += [("Amount paid", doc.amount_paid, False), ("Amount due", doc.amount_remaining, True)]
-        cells = [
-            [
-                self._para(label, self._right_bold if strong else self._right),
-                self._para(self._money(amount), self._right_bold if strong else self._right),
-            ]
-            for label, amount, strong in rows
-        ]
-        total_row = next(i for i, (label, _, _) in enumerate(rows) if label == "Total")
-        return Table(
-            cells,
-            colWidths=[50 * mm, 45 * mm],
-            hAlign="RIGHT",
-            style=_tight([("LINEABOVE", (0, total_row), (-1, total_row), 0.8, colors.black)]),
-        )
+        return self._amounts(rows, rule_above="Total")
 
-    def draw_page_number(self, canvas: Any, template: Any) -> None:
-        """Draw "<number> · Page n" at the bottom right of the current page; returns None."""
-        label = self._plain(f"{self._doc.number or 'Draft'} · Page {canvas.getPageNumber()}")
-        canvas.saveState()
-        canvas.setFont(self._face.regular, 8)
-        canvas.setFillColor(_GREY)
-        canvas.drawRightString(A4[0] - _MARGIN - _FRAME_PADDING, _MARGIN / 2, label)
-        canvas.restoreState()
+
+class _QuoteBuilder(_Builder[QuoteDocument]):
+    """A quote: its terms, the negotiated prices per billing period, the discount, and what the first
+    invoice and a renewal come to."""
+
+    def story(self) -> list[Any]:
+        """Return the flowables of the whole quote."""
+        doc = self._doc
+        story: list[Any] = [self._header(), Spacer(1, 8 * mm), self._parties_block("Quote for", doc.buyer)]
+        story += [Spacer(1, 8 * mm), self._lines(), Spacer(1, 4 * mm)]
+        if doc.discount_description:
+            story += [self._para(f"Discount: {doc.discount_description}", self._body), Spacer(1, 2 * mm)]
+        story.append(self._totals())
+        if doc.memo:
+            story += [Spacer(1, 6 * mm), self._para(doc.memo, self._body)]
+        if doc.footer:
+            story += [Spacer(1, 6 * mm), self._para(doc.footer, self._small)]
+        return story
+
+    def _header(self) -> Table:
+        """Return the title beside the number, status, validity, start, term and extra fields."""
+        doc = self._doc
+        facts: list[tuple[str, str | None]] = [
+            ("Quote number", doc.number or "Draft"),
+            ("Status", doc.status.replace("_", " ").capitalize()),
+            ("Issue date", self._date(doc.issue_date) if doc.issue_date else None),
+            ("Valid until", self._date(doc.valid_until) if doc.valid_until else None),
+            ("Start", self._date(doc.start) if doc.start else "On acceptance"),
+            ("Term", doc.term),
+            ("Trial", doc.trial),
+            *doc.extra.items(),
+        ]
+        return self._title_block(doc.title, facts)
+
+    def _totals(self) -> Table:
+        """Return the first invoice's subtotal, discount and total, and the total of a renewal."""
+        doc = self._doc
+        rows: list[tuple[str, int, bool]] = [("Subtotal", doc.first_invoice_subtotal, False)]
+        if doc.first_invoice_discount:
+            rows.append(("Discount", -doc.first_invoice_discount, False))
+        rows.append(("First invoice total", doc.first_invoice_total, True))
+        if doc.renewal_total is not None:
+            rows.append(("Renewal invoice total", doc.renewal_total, False))
+        return self._amounts(rows, rule_above="First invoice total")
 
 
 def _tight(commands: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:

@@ -26,6 +26,8 @@ def create_subscription(body: SubscriptionCreate, ctx: CtxDep) -> SubscriptionVi
     data = body.model_dump(exclude={"coupon_id", "promotion_code"}, exclude_none=True)
     if body.items is not None:
         data["items"] = [i.model_dump() for i in body.items]
+    if body.quantity is not None:
+        data["quantity"] = Decimal(body.quantity)
     sub = svc.create_subscription(ctx, **data, coupon_id=body.coupon_id, promotion_code=body.promotion_code)
     return _view(ctx, sub)
 
