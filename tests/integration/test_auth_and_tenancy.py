@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from revflow.bootstrap import Container
+from revflow.services.alerts import raise_alert
 from revflow.storage.models import ApiKey, AuditEvent, CreditNote, Customer, Invoice, Payment
 from tests.conftest import Tenant
 
@@ -183,6 +184,23 @@ def _seed(t: Tenant) -> dict[str, str]:
         {"customer_id": cus["id"], "plan_id": plan["id"], "start_at": "2100-01-01T00:00:00Z"},
     ).json()
     assert sub["status"] == "incomplete", sub
+    quote = t.post(
+        "/v1/quotes",
+        {"customer_id": cus["id"], "lines": [{"price_id": price["id"], "quantity": 2, "unit_amount": "900"}]},
+    ).json()
+    container: Container = cast(FastAPI, t.http.app).state.container
+    with container.sessions() as s:  # an alert as a quote check records one, without billing anything
+        alert = raise_alert(
+            s,
+            org_id=t.org_id,
+            type="quote_discrepancy",
+            message="Seeded",
+            dedupe_key=f"seed:{inv['id']}",
+            now=container.clock.now(),
+            object_type="invoice",
+            object_id=inv["id"],
+        )
+        s.commit()
     return {
         "customer_id": cus["id"],
         "invoice_id": inv["id"],
@@ -199,6 +217,8 @@ def _seed(t: Tenant) -> dict[str, str]:
         "discount_id": discount["id"],
         "subscription_id": sub["id"],
         "test_clock_id": clock["id"],
+        "quote_id": quote["id"],
+        "alert_id": alert.id,
     }
 
 
@@ -221,6 +241,8 @@ def _snapshot(t: Tenant, ids: dict[str, str]) -> dict[str, Any]:
         "discount": t.get(f"/v1/discounts/{ids['discount_id']}").json(),
         "subscription": t.get(f"/v1/subscriptions/{ids['subscription_id']}").json(),
         "test_clock": t.get(f"/v1/test_clocks/{ids['test_clock_id']}").json(),
+        "quote": t.get(f"/v1/quotes/{ids['quote_id']}").json(),
+        "alert": t.get(f"/v1/alerts/{ids['alert_id']}").json(),
         "subscriptions": t.get("/v1/subscriptions", params={"limit": 100}).json(),
         "payments": t.get("/v1/payments", params={"limit": 100}).json(),
         "credit_notes": t.get("/v1/credit_notes", params={"limit": 100}).json(),
@@ -249,6 +271,8 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/subscriptions/{subscription_id}/change"): {"quantity": 3},
     ("POST", "/v1/subscriptions/{subscription_id}/cancel"): {"at": "now"},
     ("POST", "/v1/test_clocks/{test_clock_id}/advance"): {"frozen_time": "2030-01-01T00:00:00Z"},
+    ("PATCH", "/v1/quotes/{quote_id}"): {"term_months": 12},
+    ("POST", "/v1/quotes/{quote_id}/accept"): {"acceptor_name": "Mallory", "acceptor_email": "m@evil.test"},
 }
 
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
@@ -334,6 +358,8 @@ class TestTenantIsolation:
             ("/v1/prices", {"product_id": ids["product_id"]}),
             ("/v1/plans", {}),
             ("/v1/plans", {"code": "pro"}),
+            ("/v1/quotes", {}),
+            ("/v1/alerts", {}),
         ]
 
         seen: dict[str, set[str]] = {}

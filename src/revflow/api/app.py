@@ -16,11 +16,13 @@ import revflow
 from revflow.api.problems import install_handlers, problem
 from revflow.api.routers import (
     account,
+    alerts,
     catalog,
     credit_notes,
     customers,
     discounts,
     invoices,
+    quotes,
     subscriptions,
     test_clocks,
 )
@@ -134,6 +136,8 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
         discounts,
         test_clocks,
         account,
+        quotes,
+        alerts,
     ):
         app.include_router(module.api)
 

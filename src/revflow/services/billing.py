@@ -20,26 +20,28 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from revflow import failpoints
 from revflow.domain.billing import Billed, Charge, LineDraft, Segment, diff
 from revflow.domain.clock import FrozenClock
-from revflow.domain.discounts import DiscountableLine, Duration, allocate, resolve_once_period
+from revflow.domain.discounts import DiscountableLine, DiscountTerms, Duration, allocate, resolve_once_period
 from revflow.domain.ids import new_id
 from revflow.domain.invoices import InvoiceStatus, compute_totals
-from revflow.domain.money import Currency, round_to_minor
+from revflow.domain.money import Currency
 from revflow.domain.period import Period
 from revflow.domain.subscriptions import Schedule, SubscriptionStatus
-from revflow.services import coupons
+from revflow.services import coupons, usage_source
 from revflow.services.context import SYSTEM, Actor, Ctx
-from revflow.services.invoices import finalize_invoice
+from revflow.services.invoices import apply_finalization, check_finalizable, finalize_invoice
+from revflow.services.numbering import reserve_numbers
 from revflow.services.price_terms import price_terms
-from revflow.services.recorder import record
+from revflow.services.recorder import buffered, record
 from revflow.services.views import InvoiceView
 from revflow.storage.models import (
     Customer,
+    CustomerBalanceTransaction,
     Invoice,
     InvoiceLineItem,
     Organization,
@@ -64,12 +66,18 @@ log = structlog.get_logger("revflow.billing")
 _EPS = timedelta(microseconds=1)
 _OPEN = (SubscriptionStatus.CANCELED.value, SubscriptionStatus.ENDED.value)
 
-#: Called with (ctx, invoice) after the engine creates an invoice (contract-to-invoice matching).
-_invoice_hooks: list[Callable[[Ctx, Invoice], None]] = []
 
+def _check_quote(ctx: Ctx, inv: Invoice, subs: dict[str, Subscription]) -> None:
+    """Contract-to-invoice matching for invoices of quoted subscriptions."""
+    if not any(
+        sub.quote_id for sid in {li.subscription_id for li in inv.lines} if (sub := subs.get(sid or ""))
+    ):
+        return
+    from revflow.services import quotes
 
-def register_invoice_hook(hook: Callable[[Ctx, Invoice], None]) -> None:
-    _invoice_hooks.append(hook)
+    check = getattr(quotes, "check_invoice_against_quote", None)
+    if check is not None:
+        check(ctx, inv)
 
 
 @dataclass
@@ -113,15 +121,131 @@ def _segments(sub: Subscription, prices: dict[str, Price]) -> list[Segment]:
     ]
 
 
-def _billed(ctx: Ctx, sub_id: str, period_start: datetime) -> list[Billed]:
-    rows = ctx.session.scalars(
-        select(InvoiceLineItem).where(
-            InvoiceLineItem.org_id == ctx.org_id,
-            InvoiceLineItem.subscription_id == sub_id,
-            InvoiceLineItem.billing_period_start == period_start,
+class Batch:
+    """What billing some customers of one organization needs, loaded in a handful of queries.
+
+    Subscriptions, their items, prices, products, the lines already billed, credit balances, discounts
+    and the drafts due for finalization are read once; new lines join the in-memory index of billed
+    lines, so several billing points of one customer (a backdated start, a test clock jump) see each
+    other without a query. Nothing is flushed until :meth:`finish`.
+    """
+
+    def __init__(self, ctx: Ctx, customer_ids: list[str], *, now: datetime, lock: bool = False):
+        s = ctx.session
+        self.ctx, self.now = ctx, now
+        self.org = ctx.get(Organization, ctx.org_id, label="organization")
+        query = select(Customer).where(Customer.org_id == ctx.org_id, Customer.id.in_(customer_ids))
+        if lock:
+            query = query.with_for_update()
+        self.customers = {c.id: c for c in s.scalars(query)}
+        subs = list(
+            s.scalars(
+                select(Subscription)
+                .where(
+                    Subscription.org_id == ctx.org_id,
+                    Subscription.customer_id.in_(customer_ids),
+                    Subscription.next_billing_at.is_not(None),
+                )
+                .order_by(Subscription.id)
+            )
         )
-    )
-    return [Billed(r.price_id, r.quantity, r.kind, r.amount, r.period_start, r.period_end) for r in rows]
+        self.subs: dict[str, list[Subscription]] = defaultdict(list)
+        for sub in subs:
+            self.subs[sub.customer_id].append(sub)
+        self.prices = _prices(ctx, subs)
+        self.products = _products(ctx, self.prices)
+        self.billed: dict[tuple[str, datetime], list[Billed]] = defaultdict(list)
+        if subs:
+            since = min(_first_examined(sub) for sub in subs)
+            for sid, bps, price_id, qty, kind, amount, start, end in s.execute(
+                select(
+                    InvoiceLineItem.subscription_id,
+                    InvoiceLineItem.billing_period_start,
+                    InvoiceLineItem.price_id,
+                    InvoiceLineItem.quantity,
+                    InvoiceLineItem.kind,
+                    InvoiceLineItem.amount,
+                    InvoiceLineItem.period_start,
+                    InvoiceLineItem.period_end,
+                ).where(
+                    InvoiceLineItem.org_id == ctx.org_id,
+                    InvoiceLineItem.subscription_id.in_([x.id for x in subs]),
+                    InvoiceLineItem.billing_period_start >= since,
+                )
+            ):
+                if sid is not None and bps is not None:
+                    self.billed[(sid, bps)].append(Billed(price_id, qty, kind, amount, start, end))
+        self.balances: dict[str, int] = defaultdict(int)
+        for cid, total in s.execute(
+            select(CustomerBalanceTransaction.customer_id, func.sum(CustomerBalanceTransaction.amount))
+            .where(
+                CustomerBalanceTransaction.org_id == ctx.org_id,
+                CustomerBalanceTransaction.customer_id.in_(customer_ids),
+            )
+            .group_by(CustomerBalanceTransaction.customer_id)
+        ):
+            self.balances[cid] = int(total or 0)
+        self.discount_rows = coupons.discount_terms_for(ctx, customer_ids=customer_ids)
+        self.terms: dict[str, list[DiscountTerms]] = {}
+        self.drafts = list(
+            s.scalars(
+                select(Invoice)
+                .where(
+                    Invoice.org_id == ctx.org_id,
+                    Invoice.customer_id.in_(customer_ids),
+                    Invoice.status == InvoiceStatus.DRAFT.value,
+                    Invoice.auto_finalize_at.is_not(None),
+                    Invoice.auto_finalize_at <= now,
+                )
+                .with_for_update()
+            )
+        )
+        self.created: list[Invoice] = []
+
+    def billed_for(self, sub_id: str, period_start: datetime) -> list[Billed]:
+        return self.billed.get((sub_id, period_start), [])
+
+    def remember(self, rows: list[InvoiceLineItem]) -> None:
+        for r in rows:
+            if r.subscription_id is not None and r.billing_period_start is not None:
+                self.billed[(r.subscription_id, r.billing_period_start)].append(
+                    Billed(r.price_id, r.quantity, r.kind, r.amount, r.period_start, r.period_end)
+                )
+
+    def finish(self) -> int:
+        """Finalize, in order, the drafts whose grace period is over (old ones and new ones), with
+        numbers reserved in one step, then write everything. Returns how many were finalized."""
+        due = [i for i in self.created if i.auto_finalize_at is not None and i.auto_finalize_at <= self.now]
+        due += [d for d in self.drafts if d not in due]
+        due.sort(key=lambda i: (i.auto_finalize_at or i.created_at, i.id))
+        if due:
+            first = reserve_numbers(self.ctx, kind="invoice", count=len(due))
+            for offset, inv in enumerate(due):
+                customer = self.customers[inv.customer_id]
+                at = max(inv.auto_finalize_at or inv.created_at, inv.created_at)
+                check_finalizable(inv)
+                self.balances[customer.id] += apply_finalization(
+                    _at(self.ctx, at),
+                    inv,
+                    customer=customer,
+                    org=self.org,
+                    number=first + offset,
+                    credit=self.balances[customer.id],
+                    flush=False,
+                )
+        self.ctx.session.flush()
+        subs = {sub.id: sub for group in self.subs.values() for sub in group}
+        for inv in self.created:
+            _check_quote(self.ctx, inv, subs)
+        return len(due)
+
+
+def _first_examined(sub: Subscription) -> datetime:
+    """The start of the earliest period the next billing point of ``sub`` looks at."""
+    at = sub.next_billing_at
+    if at is None or at <= sub.start_at:
+        return sub.start_at
+    return schedule_of(sub).period_at(at - _EPS).start
 
 
 def _prices(ctx: Ctx, subs: Iterable[Subscription]) -> dict[str, Price]:
@@ -132,10 +256,11 @@ def _prices(ctx: Ctx, subs: Iterable[Subscription]) -> dict[str, Price]:
 
 
 def _usage(ctx: Ctx, sub: Subscription, period: Period, prices: dict[str, Price]) -> dict[str, Decimal]:
-    """Metered quantities of the subscription's usage prices over ``period`` (none until metering)."""
-    from revflow.services import usage_source
-
-    return usage_source.quantities(ctx, sub, period, [p for p in prices.values() if p.metric_code])
+    """Metered quantities of the subscription's usage prices over ``period``."""
+    metered = [p for p in prices.values() if p.metric_code]
+    if not metered:
+        return {}
+    return usage_source.quantities(ctx, sub, period, metered)
 
 
 def _trial_line(sub: Subscription, sched: Schedule, billed: list[Billed]) -> LineDraft | None:
@@ -145,12 +270,13 @@ def _trial_line(sub: Subscription, sched: Schedule, billed: list[Billed]) -> Lin
     return LineDraft("trial", "", Decimal(1), sub.trial_amount, trial, trial, False)
 
 
-def lines_at(ctx: Ctx, sub: Subscription, at: datetime, prices: dict[str, Price]) -> list[LineDraft]:
+def lines_at(batch: Batch, sub: Subscription, at: datetime) -> list[LineDraft]:
     """What the subscription owes at billing point ``at`` beyond what it was billed: the period that
     ends at ``at`` (arrears, usage, pending prorations) and the one that starts there (in advance). When
     ``at`` falls inside a period (a resume, a change billed at once) that period is examined once."""
     sched = schedule_of(sub)
-    segments = _segments(sub, prices)
+    own = {it.price_id: batch.prices[it.price_id] for it in sub.items}
+    segments = _segments(sub, batch.prices)
     currency = Currency.of(sub.currency)
     periods: list[Period] = []
     if at > sub.start_at:
@@ -165,12 +291,12 @@ def lines_at(ctx: Ctx, sub: Subscription, at: datetime, prices: dict[str, Price]
     out: list[LineDraft] = []
     for period in periods:
         closed = period.end <= at
-        billed = _billed(ctx, sub.id, period.start)
+        billed = batch.billed_for(sub.id, period.start)
         if sched.in_trial(period.start) and not closed:
             trial = _trial_line(sub, sched, billed)
             if trial is not None:
                 out.append(trial)
-        usage = _usage(ctx, sub, period, prices) if closed else None
+        usage = _usage(batch.ctx, sub, period, own) if closed else None
         out += diff(
             period=period,
             segments=segments,
@@ -186,7 +312,7 @@ def lines_at(ctx: Ctx, sub: Subscription, at: datetime, prices: dict[str, Price]
 
 def preview_lines(ctx: Ctx, sub: Subscription, *, at: datetime) -> list[LineDraft]:
     """Lines the subscription would be billed at ``at`` (for the upcoming-invoice preview); writes nothing."""
-    return lines_at(ctx, sub, at, _prices(ctx, [sub]))
+    return lines_at(Batch(ctx, [sub.customer_id], now=at), sub, at)
 
 
 def _describe(draft: LineDraft, price: Price | None, product: Product | None, tz: str) -> str:
@@ -337,7 +463,6 @@ def _make_invoice(
     inv.applied_balance, inv.amount_paid = 0, 0
     inv.amount_due = inv.amount_remaining = max(0, totals.total)
     ctx.session.add(inv)
-    ctx.session.flush()
     record(
         ctx,
         action="invoice.create",
@@ -350,25 +475,22 @@ def _make_invoice(
         event_type="invoice.created",
         data=InvoiceView.of(inv).payload(),
     )
-    for hook in _invoice_hooks:
-        hook(ctx, inv)
     return inv
 
 
 def _discount(
     ctx: Ctx,
-    customer: Customer,
+    terms: list[DiscountTerms],
     sub: Subscription,
     rows: list[InvoiceLineItem],
     prices: dict[str, Price],
     *,
     persist: bool = True,
 ) -> None:
-    """Take the customer's and the subscription's discounts off the new lines (never below zero).
+    """Take the discounts in ``terms`` off the new lines (never below zero).
 
     A ``once`` discount is pinned to the first billing period it meets (``persist=False`` for previews).
     """
-    terms = coupons.active_discounts(ctx, customer_id=customer.id, subscription_id=sub.id)
     if not terms or not rows:
         return
     lines = [
@@ -382,20 +504,28 @@ def _discount(
         )
         for i, r in enumerate(rows)
     ]
-    pinned = []
-    for t in terms:
+    for i, t in enumerate(terms):
         if t.duration is Duration.ONCE and t.once_period_start is None:
             start = resolve_once_period(discount=t, lines=lines)
             if start is not None:
                 if persist:
                     coupons.set_applied_period(ctx, t.id, period_start=start)
-                t = replace(t, once_period_start=start)
-        pinned.append(t)
-    allocations = allocate(lines=lines, discounts=pinned, currency=Currency.of(sub.currency))
+                terms[i] = replace(t, once_period_start=start)
+    allocations = allocate(lines=lines, discounts=terms, currency=Currency.of(sub.currency))
     for row, parts in zip(rows, allocations, strict=True):
         if parts:
             row.discounts = [{"discount_id": d, "coupon_id": c, "amount": a} for d, c, a in parts]
             row.discount_amount = sum(a for _, _, a in parts)
+
+
+def _terms_for(batch: Batch, sub: Subscription) -> list[DiscountTerms]:
+    """The discounts bearing on ``sub``, in stacking order: its own first, then its customer's."""
+    if sub.id not in batch.terms:
+        rows = batch.discount_rows.get(sub.customer_id, [])
+        batch.terms[sub.id] = [t for owner, t in rows if owner == sub.id] + [
+            t for owner, t in rows if owner is None
+        ]
+    return batch.terms[sub.id]
 
 
 def _products(ctx: Ctx, prices: dict[str, Price]) -> dict[str, Product]:
@@ -415,86 +545,73 @@ def _at(ctx: Ctx, at: datetime) -> Ctx:
     )
 
 
-def bill_customer(ctx: Ctx, customer_id: str, *, now: datetime, reason: str | None = None) -> list[Invoice]:
-    """Bill every billing point of the customer's subscriptions up to ``now``, in order, and finalize
-    the drafts whose grace period is over. Returns the invoices created. Safe to run twice."""
-    customer = ctx.get(Customer, customer_id, for_update=True, label="customer")
-    org = ctx.get(Organization, ctx.org_id, label="organization")
-    subs = list(
-        ctx.session.scalars(
-            select(Subscription).where(
-                Subscription.org_id == ctx.org_id,
-                Subscription.customer_id == customer_id,
-                Subscription.next_billing_at.is_not(None),
-            )
-        )
-    )
-    prices = _prices(ctx, subs)
-    products = _products(ctx, prices)
+def _bill(batch: Batch, customer_id: str, *, reason: str | None = None) -> list[Invoice]:
+    """Bill, in order, every billing point of one customer of ``batch`` up to ``batch.now``."""
+    customer = batch.customers[customer_id]
+    subs = batch.subs.get(customer_id, [])
     created: list[Invoice] = []
     while True:
-        due = [s for s in subs if s.next_billing_at is not None and s.next_billing_at <= now]
+        due = [s for s in subs if s.next_billing_at is not None and s.next_billing_at <= batch.now]
         if not due:
             break
         at = min(s.next_billing_at for s in due if s.next_billing_at is not None)
         group = [s for s in due if s.next_billing_at == at]
-        actx = _at(ctx, at)
+        actx = _at(batch.ctx, at)
         by_currency: dict[str, tuple[list[InvoiceLineItem], list[Subscription], bool]] = {}
         for sub in group:
-            first = sub.status == SubscriptionStatus.INCOMPLETE or (sub.current_period_start is None)
-            drafts = lines_at(actx, sub, at, prices)
-            rows = _line_rows(actx, sub, drafts, prices, products)
-            _discount(actx, customer, sub, rows, prices)
+            first = sub.status == SubscriptionStatus.INCOMPLETE or sub.current_period_start is None
+            rows = _line_rows(actx, sub, lines_at(batch, sub, at), batch.prices, batch.products)
+            _discount(actx, _terms_for(batch, sub), sub, rows, batch.prices)
+            batch.remember(rows)
             _advance(actx, sub, at)
             if rows:
-                bucket = by_currency.setdefault(sub.currency, ([], [], False))
-                bucket[0].extend(rows)
-                bucket[1].append(sub)
-                by_currency[sub.currency] = (bucket[0], bucket[1], bucket[2] or first)
+                lines, owners, was_first = by_currency.get(sub.currency, ([], [], False))
+                by_currency[sub.currency] = ([*lines, *rows], [*owners, sub], was_first or first)
         for currency, (rows, owners, first) in by_currency.items():
             why = reason or ("subscription_create" if first else "subscription_cycle")
-            created.append(
-                _make_invoice(
-                    actx,
-                    customer,
-                    org,
-                    currency,
-                    rows,
-                    owners,
-                    at,
-                    why,
-                    first or reason == "subscription_update",
-                )
-            )
-    finalize_due_drafts(ctx, now=now, customer_id=customer_id)
+            created.append(_make_invoice(actx, customer, batch.org, currency, rows, owners, at, why, first))
+    batch.created += created
+    return created
+
+
+def bill_customer(ctx: Ctx, customer_id: str, *, now: datetime, reason: str | None = None) -> list[Invoice]:
+    """Bill every billing point of the customer's subscriptions up to ``now``, in order, and finalize
+    the drafts whose grace period is over. Returns the invoices created. Safe to run twice."""
+    batch = Batch(ctx, [customer_id], now=now, lock=True)
+    if customer_id not in batch.customers:
+        ctx.get(Customer, customer_id, label="customer")  # raises NotFound
+    created = _bill(batch, customer_id, reason=reason)
+    batch.finish()
     return created
 
 
 def bill_now(ctx: Ctx, sub: Subscription, *, at: datetime, reason: str) -> Invoice | None:
-    """Bill the current period's differences of one subscription right away (``always_invoice``)."""
-    customer = ctx.get(Customer, sub.customer_id, for_update=True, label="customer")
-    org = ctx.get(Organization, ctx.org_id, label="organization")
-    prices = _prices(ctx, [sub])
-    products = _products(ctx, prices)
+    """Bill the current period's differences of one subscription right away (``always_invoice``,
+    cancellation), finalized at once."""
+    batch = Batch(ctx, [sub.customer_id], now=at, lock=True)
+    customer = batch.customers[sub.customer_id]
+    batch.prices.update(_prices(ctx, [sub]))
+    batch.products.update(_products(ctx, batch.prices))
     sched = schedule_of(sub)
     period = sched.period_at(at)
     actx = _at(ctx, at)
     ended = sub.ended_at is not None and sub.ended_at <= at
     drafts = diff(
         period=period,
-        segments=_segments(sub, prices),
-        billed=_billed(ctx, sub.id, period.start),
+        segments=_segments(sub, batch.prices),
+        billed=batch.billed_for(sub.id, period.start),
         currency=Currency.of(sub.currency),
         include_advance=True,
         include_arrears=ended,
         basis=sched.basis(period),
     )
-    rows = _line_rows(actx, sub, drafts, prices, products)
+    rows = _line_rows(actx, sub, drafts, batch.prices, batch.products)
     if not rows:
         return None
-    _discount(actx, customer, sub, rows, prices)
-    inv = _make_invoice(actx, customer, org, sub.currency, rows, [sub], at, reason, True)
-    finalize_due_drafts(actx, now=at, customer_id=customer.id)
+    _discount(actx, _terms_for(batch, sub), sub, rows, batch.prices)
+    inv = _make_invoice(actx, customer, batch.org, sub.currency, rows, [sub], at, reason, True)
+    batch.created.append(inv)
+    batch.finish()
     return inv
 
 
@@ -550,35 +667,75 @@ def run_due(
     progress: Callable[[int], None] | None = None,
 ) -> RunStats:
     """Bill every customer with something due by ``now`` (real-time customers, or those of test clock
-    ``clock_id``), ``batch_size`` customers per transaction. A customer that fails is rolled back alone,
-    logged, recorded as a ``billing_failed`` alert and skipped for the rest of the run."""
+    ``clock_id``), ``batch_size`` customers per transaction, claimed with SKIP LOCKED on PostgreSQL.
+
+    A batch is billed with a handful of queries and written at once. If it fails, it is rolled back and
+    billed again customer by customer; a customer that still fails is logged, recorded as a
+    ``billing_failed`` alert and skipped for the rest of the run.
+    """
     stats = RunStats()
     failed: set[str] = set()
     while True:
         with sessions() as session:
-            batch = _due_customers(session, now=now, clock_id=clock_id, limit=batch_size, skip=failed)
-            if not batch:
+            claimed = _due_customers(session, now=now, clock_id=clock_id, limit=batch_size, skip=failed)
+            if not claimed:
                 break
-            for customer_id, org_id in batch:
-                ctx = Ctx(session=session, org_id=org_id, actor=actor, clock=FrozenClock(now))
-                try:
-                    with session.begin_nested():
-                        invoices = bill_customer(ctx, customer_id, now=now)
-                except Exception as exc:  # one customer's bad data must not stop the run
-                    log.exception("billing_failed", customer_id=customer_id)
-                    failed.add(customer_id)
-                    stats.errors += 1
-                    stats.failed.append(customer_id)
-                    _alert_failure(session, org_id, customer_id, exc, now)
-                    continue
-                stats.customers += 1
-                stats.invoices += len(invoices)
-                stats.lines += sum(len(i.lines) for i in invoices)
+            by_org: dict[str, list[str]] = defaultdict(list)
+            for customer_id, org_id in claimed:
+                by_org[org_id].append(customer_id)
+            try:
+                made = _run_batch(session, by_org, now=now, actor=actor)
+            except Exception:
+                log.warning("billing_batch_failed_retrying_one_by_one", customers=len(claimed), exc_info=True)
+                session.rollback()
+                made = _run_one_by_one(session, by_org, now=now, actor=actor, stats=stats, failed=failed)
+            stats.customers += sum(1 for cid, _ in claimed if cid not in failed)
+            stats.invoices += len(made)
+            stats.lines += sum(len(i.lines) for i in made)
             failpoints.hit("billing.before_commit")
             session.commit()
         if progress is not None:
-            progress(len(batch))
+            progress(len(claimed))
     return stats
+
+
+def _run_batch(
+    session: Session, by_org: dict[str, list[str]], *, now: datetime, actor: Actor
+) -> list[Invoice]:
+    made: list[Invoice] = []
+    for org_id, ids in by_org.items():
+        ctx = Ctx(session=session, org_id=org_id, actor=actor, clock=FrozenClock(now))
+        with buffered(session):
+            batch = Batch(ctx, ids, now=now)
+            for customer_id in ids:
+                made += _bill(batch, customer_id)
+            batch.finish()
+    return made
+
+
+def _run_one_by_one(
+    session: Session,
+    by_org: dict[str, list[str]],
+    *,
+    now: datetime,
+    actor: Actor,
+    stats: RunStats,
+    failed: set[str],
+) -> list[Invoice]:
+    made: list[Invoice] = []
+    for org_id, ids in by_org.items():
+        for customer_id in ids:
+            ctx = Ctx(session=session, org_id=org_id, actor=actor, clock=FrozenClock(now))
+            try:
+                with session.begin_nested():
+                    made += bill_customer(ctx, customer_id, now=now)
+            except Exception as exc:  # one customer's bad data must not stop the run
+                log.exception("billing_failed", customer_id=customer_id)
+                failed.add(customer_id)
+                stats.errors += 1
+                stats.failed.append(customer_id)
+                _alert_failure(session, org_id, customer_id, exc, now)
+    return made
 
 
 def _alert_failure(session: Session, org_id: str, customer_id: str, exc: Exception, now: datetime) -> None:
@@ -603,6 +760,3 @@ def grouped(lines: Iterable[InvoiceLineItem]) -> dict[str, list[InvoiceLineItem]
     for li in lines:
         out[li.subscription_id or ""].append(li)
     return out
-
-
-_ = round_to_minor

@@ -704,6 +704,49 @@ def list_discounts(
     )
 
 
+def _terms(d: Discount, c: Coupon) -> DiscountTerms:
+    return DiscountTerms(
+        id=d.id,
+        coupon_id=c.id,
+        percent_off=c.percent_off,
+        amount_off=c.amount_off,
+        currency=c.currency,
+        duration=Duration(c.duration),
+        applies_to_products=frozenset(c.applies_to_products),
+        applies_to_plans=frozenset(c.applies_to_plans),
+        start=d.start,
+        end=d.end,
+        once_period_start=d.applied_period_start,
+    )
+
+
+def discount_terms_for(
+    ctx: Ctx, *, customer_ids: list[str]
+) -> dict[str, list[tuple[str | None, DiscountTerms]]]:
+    """For each customer, the terms of its discounts not removed, oldest first, each with the
+    subscription it belongs to (None: the customer's own). One query, for billing runs."""
+    rows = ctx.session.execute(
+        select(Discount, Coupon)
+        .join(Coupon, Coupon.id == Discount.coupon_id)
+        .join(Subscription, Subscription.id == Discount.subscription_id, isouter=True)
+        .where(
+            Discount.org_id == ctx.org_id,
+            Discount.removed_at.is_(None),
+            or_(Discount.customer_id.in_(customer_ids), Subscription.customer_id.in_(customer_ids)),
+        )
+        .order_by(Discount.id)
+    ).all()
+    out: dict[str, list[tuple[str | None, DiscountTerms]]] = {}
+    for d, c in rows:
+        owner_customer = d.customer_id
+        if d.subscription_id is not None:
+            sub = ctx.session.get(Subscription, d.subscription_id)  # loaded by the billing batch already
+            owner_customer = sub.customer_id if sub is not None else owner_customer
+        if owner_customer is not None:
+            out.setdefault(owner_customer, []).append((d.subscription_id, _terms(d, c)))
+    return out
+
+
 def active_discounts(ctx: Ctx, *, customer_id: str, subscription_id: str | None) -> list[DiscountTerms]:
     """The terms of every discount not removed that bears on the customer's invoices for the subscription:
     the subscription's own first, then the customer's, each oldest first (the order they stack in)."""
@@ -721,19 +764,4 @@ def active_discounts(ctx: Ctx, *, customer_id: str, subscription_id: str | None)
         .order_by(Discount.id)
     ).all()
     ordered = sorted(rows, key=lambda row: row[0].subscription_id is None)  # stable: keeps age order
-    return [
-        DiscountTerms(
-            id=d.id,
-            coupon_id=c.id,
-            percent_off=c.percent_off,
-            amount_off=c.amount_off,
-            currency=c.currency,
-            duration=Duration(c.duration),
-            applies_to_products=frozenset(c.applies_to_products),
-            applies_to_plans=frozenset(c.applies_to_plans),
-            start=d.start,
-            end=d.end,
-            once_period_start=d.applied_period_start,
-        )
-        for d, c in ordered
-    ]
+    return [_terms(d, c) for d, c in ordered]

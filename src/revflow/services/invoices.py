@@ -30,6 +30,8 @@ from revflow.storage.models import (
 __all__ = [
     "LineInput",
     "add_lines",
+    "apply_finalization",
+    "check_finalizable",
     "create_invoice",
     "delete_draft",
     "delete_line",
@@ -113,8 +115,11 @@ def _snapshot(inv: Invoice) -> dict[str, Any]:
     }
 
 
-def _record(ctx: Ctx, inv: Invoice, action: str, before: dict[str, Any], event: str | None) -> None:
-    ctx.session.flush()
+def _record(
+    ctx: Ctx, inv: Invoice, action: str, before: dict[str, Any], event: str | None, *, flush: bool = True
+) -> None:
+    if flush:
+        ctx.session.flush()
     record(
         ctx,
         action=action,
@@ -279,23 +284,50 @@ def finalize_invoice(ctx: Ctx, invoice_id: str) -> Invoice:
     one-off invoice.
     """
     inv = ctx.get(Invoice, invoice_id, for_update=True, label="invoice")
+    check_finalizable(inv)
+    customer = ctx.get(Customer, inv.customer_id, for_update=True, label="customer")
+    org = ctx.get(Organization, ctx.org_id, label="organization")
+    number = next_number(ctx, kind="invoice")
+    apply_finalization(
+        ctx, inv, customer=customer, org=org, number=number, credit=balance_of(ctx, customer.id)
+    )
+    return inv
+
+
+def check_finalizable(inv: Invoice) -> None:
+    """Raise unless ``inv`` may be finalized (a draft; one-off invoices not negative)."""
     ensure_transition(inv.status, InvoiceStatus.OPEN)
     if inv.total < 0 and inv.billing_reason == "manual":
         raise InvalidInput(
             "an invoice total cannot be negative; issue a credit note instead", code="invalid_total"
         )
+
+
+def apply_finalization(
+    ctx: Ctx,
+    inv: Invoice,
+    *,
+    customer: Customer,
+    org: Organization,
+    number: int,
+    credit: int,
+    flush: bool = True,
+) -> int:
+    """Finalize ``inv`` with ``number``, using up to ``credit`` of the customer's balance.
+
+    The one place finalization happens (single invoices and billing runs alike). Returns the change of
+    the customer's credit balance it caused (negative when credit was used, positive for a negative
+    invoice's surplus). The caller has locked the invoice and the customer and reserved ``number``.
+    """
     before = _snapshot(inv)
-    customer = ctx.get(Customer, inv.customer_id, for_update=True, label="customer")
-    org = ctx.get(Organization, ctx.org_id, label="organization")
     now = ctx.now()
-    credit = balance_of(ctx, customer.id)
     totals = compute_totals(
         line_amounts=[li.amount for li in inv.lines],
         discount=inv.discount,
         tax=inv.tax,
         credit_balance_available=credit,
     )
-    inv.number = f"{org.invoice_prefix}{next_number(ctx, kind='invoice'):06d}"
+    inv.number = f"{org.invoice_prefix}{number:06d}"
     inv.status = InvoiceStatus.OPEN.value
     inv.finalized_at = inv.updated_at = now
     if inv.due_date is None:
@@ -304,8 +336,10 @@ def finalize_invoice(ctx: Ctx, invoice_id: str) -> Invoice:
     inv.applied_balance = totals.applied_balance
     inv.amount_due = totals.amount_due
     inv.amount_remaining = totals.amount_due
+    change = 0
     if inv.total < 0:  # a billing correction that owes the customer: the surplus becomes credit
         inv.amount_due = inv.amount_remaining = 0
+        change += -inv.total
         ctx.session.add(
             CustomerBalanceTransaction(
                 id=new_id("cbtxn"),
@@ -320,6 +354,7 @@ def finalize_invoice(ctx: Ctx, invoice_id: str) -> Invoice:
             )
         )
     if totals.applied_balance:
+        change -= totals.applied_balance
         ctx.session.add(
             CustomerBalanceTransaction(
                 id=new_id("cbtxn"),
@@ -333,18 +368,19 @@ def finalize_invoice(ctx: Ctx, invoice_id: str) -> Invoice:
                 created_at=now,
             )
         )
-    _record(ctx, inv, "invoice.finalize", before, "invoice.finalized")
+    _record(ctx, inv, "invoice.finalize", before, "invoice.finalized", flush=flush)
     if inv.amount_remaining == 0:
-        mark_paid(ctx, inv, now)
-    return inv
+        mark_paid(ctx, inv, now, flush=flush)
+    return change
 
 
-def mark_paid(ctx: Ctx, inv: Invoice, at: datetime) -> None:
+def mark_paid(ctx: Ctx, inv: Invoice, at: datetime, *, flush: bool = True) -> None:
+    """Move an open invoice to ``paid`` at ``at`` (audit row and ``invoice.paid`` event)."""
     before = _snapshot(inv)
     ensure_transition(inv.status, InvoiceStatus.PAID)
     inv.status = InvoiceStatus.PAID.value
     inv.paid_at = inv.updated_at = at
-    _record(ctx, inv, "invoice.pay", before, "invoice.paid")
+    _record(ctx, inv, "invoice.pay", before, "invoice.paid", flush=flush)
 
 
 def void_invoice(ctx: Ctx, invoice_id: str) -> Invoice:

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from revflow.services.context import Ctx
 from revflow.storage.models import NumberSequence
 
-__all__ = ["next_number"]
+__all__ = ["next_number", "reserve_numbers"]
 
 
 def next_number(ctx: Ctx, *, kind: str) -> int:
@@ -30,3 +30,20 @@ def next_number(ctx: Ctx, *, kind: str) -> int:
         .returning(NumberSequence.last_value)
     ).scalar_one()
     return int(value)
+
+
+def reserve_numbers(ctx: Ctx, *, kind: str, count: int) -> int:
+    """Reserve ``count`` consecutive numbers of ``kind`` and return the first (same lock and rollback
+    rules as :func:`next_number`: the caller must use all of them in this transaction)."""
+    dialect = ctx.session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    ctx.session.execute(
+        insert(NumberSequence).values(org_id=ctx.org_id, kind=kind, last_value=0).on_conflict_do_nothing()
+    )
+    last = ctx.session.execute(
+        update(NumberSequence)
+        .where(NumberSequence.org_id == ctx.org_id, NumberSequence.kind == kind)
+        .values(last_value=NumberSequence.last_value + count)
+        .returning(NumberSequence.last_value)
+    ).scalar_one()
+    return int(last) - count + 1

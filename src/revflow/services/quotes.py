@@ -27,7 +27,13 @@ from revflow.services.context import Ctx
 from revflow.services.coupons import CouponCurrencyMismatch, CouponExpired, CouponRedemptionLimit
 from revflow.services.numbering import next_number
 from revflow.services.pagination import Page, paginate
-from revflow.services.quote_matching import QuotedLine, quoted_lines, quoted_terms
+from revflow.services.quote_matching import (
+    QuotedLine,
+    check_invoice_against_quote,
+    check_subscription_invoices,
+    quoted_lines,
+    quoted_terms,
+)
 from revflow.services.recorder import diff, record
 from revflow.services.subscriptions import create_subscription, now_for
 from revflow.services.views_catalog import PriceView
@@ -38,6 +44,8 @@ __all__ = [
     "COLLECTION_METHODS",
     "accept_quote",
     "cancel_quote",
+    "check_invoice_against_quote",
+    "check_subscription_invoices",
     "create_quote",
     "finalize_quote",
     "list_quotes",
@@ -446,7 +454,7 @@ def accept_quote(ctx: Ctx, quote_id: str, *, acceptor_name: str, acceptor_email:
     InvalidTransition (409 ``invalid_state``) for a draft or canceled quote, QuoteExpired (409
     ``quote_expired``) past its ``expires_at``, and the errors of
     :func:`revflow.services.subscriptions.create_subscription` and of redeeming the coupon. Nothing
-    changes when it raises.
+    changes when it raises (the work runs in a savepoint).
     """
     q = ctx.get(Quote, quote_id, for_update=True, label="quote")
     ensure_transition(q.status, _Q.ACCEPTED)
@@ -456,39 +464,40 @@ def accept_quote(ctx: Ctx, quote_id: str, *, acceptor_name: str, acceptor_email:
     before = _snapshot(q)
     lines = quoted_lines(ctx, q)
     on_plan = _plan_matches(ctx, q, lines)
-    specs: list[tuple[Price, Decimal]] = []
-    stored = []
-    for line in lines:
-        entry = dict(q.lines[line.index])
-        price = line.list_price
-        if line.unit_amount is not None:
-            price = _custom_price(ctx, q, line, now)
-            entry["custom_price_id"] = price.id
-        specs.append((price, line.quantity))
-        stored.append(entry)
-    # Accepted before the subscription exists, so the checks of its first invoice see the quote's prices.
-    q.lines = stored
-    q.status, q.accepted_at = _Q.ACCEPTED.value, now
-    q.acceptor_name, q.acceptor_email = acceptor_name, acceptor_email
-    ctx.session.flush()
-    sub = create_subscription(
-        ctx,
-        customer_id=customer.id,
-        plan_id=q.plan_id if on_plan else None,
-        price_specs=None if on_plan else specs,
-        currency=q.currency,
-        start_at=q.start_at,
-        trial_days=q.trial_days,
-        collection_method=q.collection_method,
-        days_until_due=q.days_until_due,
-        term_months=q.term_months,
-        auto_renew=q.auto_renew,
-        quote_id=q.id,
-        coupon_id=q.coupon_id,
-        metadata={"quote_id": q.id},
-    )
-    q.subscription_id = sub.id
-    _record(ctx, q, "accept", before, "quote.accepted", now)
+    with ctx.session.begin_nested():  # all or nothing, even for callers that do not roll back
+        specs: list[tuple[Price, Decimal]] = []
+        stored = []
+        for line in lines:
+            entry = dict(q.lines[line.index])
+            price = line.list_price
+            if line.unit_amount is not None:
+                price = _custom_price(ctx, q, line, now)
+                entry["custom_price_id"] = price.id
+            specs.append((price, line.quantity))
+            stored.append(entry)
+        # Accepted before the subscription exists, so the checks of its first invoice see the quote's prices.
+        q.lines = stored
+        q.status, q.accepted_at = _Q.ACCEPTED.value, now
+        q.acceptor_name, q.acceptor_email = acceptor_name, acceptor_email
+        ctx.session.flush()
+        sub = create_subscription(
+            ctx,
+            customer_id=customer.id,
+            plan_id=q.plan_id if on_plan else None,
+            price_specs=None if on_plan else specs,
+            currency=q.currency,
+            start_at=q.start_at,
+            trial_days=q.trial_days,
+            collection_method=q.collection_method,
+            days_until_due=q.days_until_due,
+            term_months=q.term_months,
+            auto_renew=q.auto_renew,
+            quote_id=q.id,
+            coupon_id=q.coupon_id,
+            metadata={"quote_id": q.id},
+        )
+        q.subscription_id = sub.id
+        _record(ctx, q, "accept", before, "quote.accepted", now)
     return q
 
 

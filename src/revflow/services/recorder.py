@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
 
 from revflow.domain.ids import new_id
 from revflow.services.context import Ctx
 from revflow.storage.models import AuditEvent, Event
 
-__all__ = ["diff", "record"]
+__all__ = ["buffered", "diff", "insert_rows", "record"]
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -19,6 +24,9 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         for k in sorted(keys)
         if before.get(k) != after.get(k)
     }
+
+
+_BUFFER = "revflow.record_buffer"
 
 
 def record(
@@ -33,32 +41,61 @@ def record(
 ) -> None:
     """Append one audit row and, when ``event_type`` is given, one domain event carrying ``data``.
 
-    Both join the caller's transaction: they commit with the change or not at all.
+    Both join the caller's transaction: they commit with the change or not at all. Inside
+    :func:`buffered` they are collected and written with one multi-row insert per table.
     """
     now = ctx.now()
-    ctx.session.add(
-        AuditEvent(
-            id=new_id("aud"),
-            org_id=ctx.org_id,
-            actor_type=ctx.actor.type,
-            actor_id=ctx.actor.id,
-            action=action,
-            object_type=object_type,
-            object_id=object_id,
-            changes=changes,
-            request_id=ctx.request_id,
-            created_at=now,
-        )
-    )
+    audit = {
+        "id": new_id("aud"),
+        "org_id": ctx.org_id,
+        "actor_type": ctx.actor.type,
+        "actor_id": ctx.actor.id,
+        "action": action,
+        "object_type": object_type,
+        "object_id": object_id,
+        "changes": changes,
+        "request_id": ctx.request_id,
+        "created_at": now,
+    }
+    event = None
     if event_type is not None:
-        ctx.session.add(
-            Event(
-                id=new_id("evt"),
-                org_id=ctx.org_id,
-                type=event_type,
-                object_type=object_type,
-                object_id=object_id,
-                data={"object": data or {}},
-                created_at=now,
-            )
-        )
+        event = {
+            "id": new_id("evt"),
+            "org_id": ctx.org_id,
+            "type": event_type,
+            "object_type": object_type,
+            "object_id": object_id,
+            "data": {"object": data or {}},
+            "created_at": now,
+        }
+    buffer = ctx.session.info.get(_BUFFER)
+    if buffer is not None:
+        buffer[0].append(audit)
+        if event is not None:
+            buffer[1].append(event)
+        return
+    ctx.session.add(AuditEvent(**audit))
+    if event is not None:
+        ctx.session.add(Event(**event))
+
+
+def insert_rows(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` in one executemany (pipelined by psycopg on PostgreSQL)."""
+    if rows:
+        session.execute(insert(model), rows)
+
+
+@contextmanager
+def buffered(session: Session) -> Iterator[None]:
+    """Collect the audit rows and events recorded in the block; write them at its end (same transaction)."""
+    if _BUFFER in session.info:  # already buffering: the outer block writes
+        yield
+        return
+    session.info[_BUFFER] = ([], [])
+    try:
+        yield
+        audits, events = session.info[_BUFFER]
+        insert_rows(session, AuditEvent, audits)
+        insert_rows(session, Event, events)
+    finally:
+        session.info.pop(_BUFFER, None)

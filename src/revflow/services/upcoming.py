@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from revflow.domain.invoices import compute_totals
 from revflow.services import billing
 from revflow.services.context import Ctx
 from revflow.services.subscriptions import now_for
 from revflow.services.views import InvoiceLineView
-from revflow.storage.models import Customer, Price, Product, Subscription
+from revflow.storage.models import Subscription
 
 __all__ = ["upcoming_invoice"]
 
@@ -21,7 +19,6 @@ def upcoming_invoice(ctx: Ctx, subscription_id: str) -> dict[str, Any]:
     prorations, with discounts applied. Writes nothing. Raises NotFound; Conflict ``invalid_state``
     when nothing more will be billed."""
     sub = ctx.get(Subscription, subscription_id, label="subscription")
-    customer = ctx.get(Customer, sub.customer_id, label="customer")
     at = sub.next_billing_at
     if at is None:
         from revflow.domain.errors import Conflict
@@ -30,23 +27,10 @@ def upcoming_invoice(ctx: Ctx, subscription_id: str) -> dict[str, Any]:
     now = now_for(ctx, sub.test_clock_id)
     at = max(at, now) if at < now else at
     with ctx.session.no_autoflush:
-        drafts = billing.preview_lines(ctx, sub, at=at)
-        prices = {
-            p.id: p
-            for p in ctx.session.scalars(
-                select(Price).where(Price.id.in_([d.price_id for d in drafts if d.price_id]))
-            )
-        }
-        products = {
-            p.id: p
-            for p in ctx.session.scalars(
-                select(Product).where(Product.id.in_([p.product_id for p in prices.values()]))
-            )
-        }
-        rows = billing._line_rows(ctx, sub, drafts, prices, products)
-        billing._discount(ctx, customer, sub, rows, prices, persist=False)
-    for row in rows:
-        ctx.session.expunge(row) if row in ctx.session else None
+        batch = billing.Batch(ctx, [sub.customer_id], now=at)
+        drafts = billing.lines_at(batch, sub, at)
+        rows = billing._line_rows(ctx, sub, drafts, batch.prices, batch.products)
+        billing._discount(ctx, billing._terms_for(batch, sub), sub, rows, batch.prices, persist=False)
     discount = sum(r.discount_amount for r in rows)
     totals = compute_totals(line_amounts=[r.amount for r in rows], discount=discount, tax=0)
     return {
