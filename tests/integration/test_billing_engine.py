@@ -473,3 +473,37 @@ class TestDiscounts:
         assert (r.status_code, r.json()["code"]) == (422, "coupon_currency_mismatch")
         assert _invoices(tenant, customer) == []
         assert tenant.get("/v1/subscriptions", params={"customer_id": customer}).json()["data"] == []
+
+
+class TestConsolidatedDiscounts:
+    def test_a_customers_fixed_coupon_comes_off_a_consolidated_invoice_once(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        a = make_price(container, tenant.org_id, name="Core", flat=10000)
+        b = make_price(container, tenant.org_id, name="Add-on", flat=2500)
+        coupon = tenant.post(
+            "/v1/coupons", {"name": "$15 off", "amount_off": 1500, "currency": "USD", "duration": "forever"}
+        ).json()
+        clock = _clock(tenant, "2024-01-01T00:00:00Z")
+        customer = _customer(tenant, clock)
+        tenant.post(f"/v1/customers/{customer}/discounts", {"coupon_id": coupon["id"]})
+        _subscribe(tenant, customer, items=[{"price_id": a}])
+        _subscribe(tenant, customer, items=[{"price_id": b}])
+
+        _advance(tenant, clock, "2024-02-01T00:00:00Z")
+
+        renewal = _invoices(tenant, customer)[-1]
+        assert (renewal["subtotal"], renewal["discount"], renewal["total"]) == (12500, 1500, 11000)
+        assert sum(li["discount_amount"] for li in renewal["lines"]) == 1500
+
+    def test_billing_day_needs_a_monthly_or_longer_cycle(self, tenant: Tenant, container: Container) -> None:
+        weekly = make_price(container, tenant.org_id, flat=700, interval="week")
+        clock = _clock(tenant, "2024-01-01T00:00:00Z")
+        customer = _customer(tenant, clock)
+
+        r = tenant.post(
+            "/v1/subscriptions",
+            {"customer_id": customer, "items": [{"price_id": weekly}], "billing_cycle_day": 1},
+        )
+
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_billing_cycle_day")

@@ -121,7 +121,9 @@ def _load_demo(container, url: str) -> None:  # type: ignore[no-untyped-def]
 
 @app.command()
 def bill(
-    batch_size: Annotated[int, typer.Option(help="Customers per transaction")] = 200,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Customers per transaction (default REVFLOW_BILLING_BATCH_SIZE)")
+    ] = None,
 ) -> None:
     """Run the billing engine once: bill every real-time customer with something due, with progress."""
     from datetime import datetime
@@ -148,7 +150,10 @@ def bill(
     with Progress(*columns, console=err) as progress:
         task = progress.add_task("billing", total=due)
         stats = billing.run_due(
-            container.sessions, now=now, batch_size=batch_size, progress=lambda n: progress.advance(task, n)
+            container.sessions,
+            now=now,
+            batch_size=batch_size or settings.billing_batch_size,
+            progress=lambda n: progress.advance(task, n),
         )
     typer.echo(f"Billed {stats.customers} customers: {stats.invoices} invoices, {stats.lines} lines.")
     if stats.errors:

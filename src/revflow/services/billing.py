@@ -32,7 +32,7 @@ from revflow.domain.invoices import InvoiceStatus, compute_totals
 from revflow.domain.money import Currency
 from revflow.domain.period import Period
 from revflow.domain.subscriptions import Schedule, SubscriptionStatus
-from revflow.services import coupons, usage_source
+from revflow.services import coupons, quote_matching, usage_source
 from revflow.services.context import SYSTEM, Actor, Ctx
 from revflow.services.invoices import apply_finalization, check_finalizable, finalize_invoice
 from revflow.services.numbering import reserve_numbers
@@ -73,11 +73,7 @@ def _check_quote(ctx: Ctx, inv: Invoice, subs: dict[str, Subscription]) -> None:
         sub.quote_id for sid in {li.subscription_id for li in inv.lines} if (sub := subs.get(sid or ""))
     ):
         return
-    from revflow.services import quotes
-
-    check = getattr(quotes, "check_invoice_against_quote", None)
-    if check is not None:
-        check(ctx, inv)
+    quote_matching.check_invoice_against_quote(ctx, inv)
 
 
 @dataclass
@@ -185,21 +181,16 @@ class Batch:
             .group_by(CustomerBalanceTransaction.customer_id)
         ):
             self.balances[cid] = int(total or 0)
-        self.discount_rows = coupons.discount_terms_for(ctx, customer_ids=customer_ids)
+        self.discount_owners = coupons.discount_terms_for(ctx, customer_ids=customer_ids)
         self.terms: dict[str, list[DiscountTerms]] = {}
-        self.drafts = list(
-            s.scalars(
-                select(Invoice)
-                .where(
-                    Invoice.org_id == ctx.org_id,
-                    Invoice.customer_id.in_(customer_ids),
-                    Invoice.status == InvoiceStatus.DRAFT.value,
-                    Invoice.auto_finalize_at.is_not(None),
-                    Invoice.auto_finalize_at <= now,
-                )
-                .with_for_update()
-            )
+        drafts = select(Invoice).where(
+            Invoice.org_id == ctx.org_id,
+            Invoice.customer_id.in_(customer_ids),
+            Invoice.status == InvoiceStatus.DRAFT.value,
+            Invoice.auto_finalize_at.is_not(None),
+            Invoice.auto_finalize_at <= now,
         )
+        self.drafts = list(s.scalars(drafts.with_for_update() if lock else drafts))
         self.created: list[Invoice] = []
 
     def billed_for(self, sub_id: str, period_start: datetime) -> list[Billed]:
@@ -398,7 +389,7 @@ def _advance(ctx: Ctx, sub: Subscription, at: datetime) -> None:
         sub.current_period_start, sub.current_period_end = period.start, period.end
         sub.next_billing_at = period.end
         if sub.term_end is not None and sub.auto_renew and at >= sub.term_end and sub.term_months:
-            sub.term_end = _add_months(sub.term_end, sub.term_months)
+            sub.term_end = _add_months(sub.term_end, sub.term_months, sub.timezone)
     sub.updated_at = at
     if sub.status != before:
         from revflow.services.views_subscriptions import SubscriptionView
@@ -414,10 +405,10 @@ def _advance(ctx: Ctx, sub: Subscription, at: datetime) -> None:
         )
 
 
-def _add_months(at: datetime, months: int) -> datetime:
+def _add_months(at: datetime, months: int, tz: str) -> datetime:
     from revflow.domain.cycles import shift
 
-    return shift(anchor=at, interval="month", count=months, n=1, tz="UTC")
+    return shift(anchor=at, interval="month", count=months, n=1, tz=tz)
 
 
 def _make_invoice(
@@ -481,26 +472,28 @@ def _make_invoice(
 def _discount(
     ctx: Ctx,
     terms: list[DiscountTerms],
-    sub: Subscription,
     rows: list[InvoiceLineItem],
     prices: dict[str, Price],
+    plans: dict[str, str | None],
     *,
     persist: bool = True,
 ) -> None:
-    """Take the discounts in ``terms`` off the new lines (never below zero).
+    """Take the discounts in ``terms`` off ``rows`` (what earlier discounts left; never below zero).
 
-    A ``once`` discount is pinned to the first billing period it meets (``persist=False`` for previews).
+    ``plans`` maps subscription ids to plan ids for plan-restricted coupons. A ``once`` discount is
+    pinned to the first billing period it meets (``persist=False`` for previews); ``terms`` is updated in
+    place so later billing points of the same run see the pin.
     """
     if not terms or not rows:
         return
     lines = [
         DiscountableLine(
             key=i,
-            amount=r.amount,
+            amount=r.amount - r.discount_amount,
             billing_period_start=r.billing_period_start or ctx.now(),
             currency=r.currency,
             product_id=prices[r.price_id].product_id if r.price_id in prices else None,
-            plan_id=sub.plan_id,
+            plan_id=plans.get(r.subscription_id or ""),
         )
         for i, r in enumerate(rows)
     ]
@@ -511,21 +504,44 @@ def _discount(
                 if persist:
                     coupons.set_applied_period(ctx, t.id, period_start=start)
                 terms[i] = replace(t, once_period_start=start)
-    allocations = allocate(lines=lines, discounts=terms, currency=Currency.of(sub.currency))
+    allocations = allocate(lines=lines, discounts=terms, currency=Currency.of(rows[0].currency))
     for row, parts in zip(rows, allocations, strict=True):
         if parts:
-            row.discounts = [{"discount_id": d, "coupon_id": c, "amount": a} for d, c, a in parts]
-            row.discount_amount = sum(a for _, _, a in parts)
+            added = [{"discount_id": d, "coupon_id": c, "amount": a} for d, c, a in parts]
+            row.discounts = [*row.discounts, *added]
+            row.discount_amount += sum(a for _, _, a in parts)
 
 
-def _terms_for(batch: Batch, sub: Subscription) -> list[DiscountTerms]:
-    """The discounts bearing on ``sub``, in stacking order: its own first, then its customer's."""
+def _own_terms(batch: Batch, sub: Subscription) -> list[DiscountTerms]:
+    """The discounts applied to ``sub`` itself (stacked before the customer's)."""
     if sub.id not in batch.terms:
-        rows = batch.discount_rows.get(sub.customer_id, [])
-        batch.terms[sub.id] = [t for owner, t in rows if owner == sub.id] + [
-            t for owner, t in rows if owner is None
-        ]
+        rows = batch.discount_owners.get(sub.customer_id, [])
+        batch.terms[sub.id] = [t for owner, t in rows if owner == sub.id]
     return batch.terms[sub.id]
+
+
+def _customer_terms(batch: Batch, customer_id: str) -> list[DiscountTerms]:
+    """The customer's own discounts: applied once per invoice, across all its lines."""
+    key = f"customer:{customer_id}"
+    if key not in batch.terms:
+        batch.terms[key] = [t for owner, t in batch.discount_owners.get(customer_id, []) if owner is None]
+    return batch.terms[key]
+
+
+def discount_rows(
+    batch: Batch,
+    customer_id: str,
+    subs: list[Subscription],
+    rows: list[InvoiceLineItem],
+    *,
+    persist: bool = True,
+) -> None:
+    """Apply every discount to the rows of one invoice: each subscription's own, then the customer's."""
+    plans = {sub.id: sub.plan_id for sub in subs}
+    for sub in subs:
+        own = [r for r in rows if r.subscription_id == sub.id]
+        _discount(batch.ctx, _own_terms(batch, sub), own, batch.prices, plans, persist=persist)
+    _discount(batch.ctx, _customer_terms(batch, customer_id), rows, batch.prices, plans, persist=persist)
 
 
 def _products(ctx: Ctx, prices: dict[str, Price]) -> dict[str, Product]:
@@ -561,13 +577,13 @@ def _bill(batch: Batch, customer_id: str, *, reason: str | None = None) -> list[
         for sub in group:
             first = sub.status == SubscriptionStatus.INCOMPLETE or sub.current_period_start is None
             rows = _line_rows(actx, sub, lines_at(batch, sub, at), batch.prices, batch.products)
-            _discount(actx, _terms_for(batch, sub), sub, rows, batch.prices)
             batch.remember(rows)
             _advance(actx, sub, at)
             if rows:
                 lines, owners, was_first = by_currency.get(sub.currency, ([], [], False))
                 by_currency[sub.currency] = ([*lines, *rows], [*owners, sub], was_first or first)
         for currency, (rows, owners, first) in by_currency.items():
+            discount_rows(batch, customer_id, owners, rows)
             why = reason or ("subscription_create" if first else "subscription_cycle")
             created.append(_make_invoice(actx, customer, batch.org, currency, rows, owners, at, why, first))
     batch.created += created
@@ -608,7 +624,7 @@ def bill_now(ctx: Ctx, sub: Subscription, *, at: datetime, reason: str) -> Invoi
     rows = _line_rows(actx, sub, drafts, batch.prices, batch.products)
     if not rows:
         return None
-    _discount(actx, _terms_for(batch, sub), sub, rows, batch.prices)
+    discount_rows(batch, sub.customer_id, [sub], rows)
     inv = _make_invoice(actx, customer, batch.org, sub.currency, rows, [sub], at, reason, True)
     batch.created.append(inv)
     batch.finish()

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 
 from revflow.domain.cycles import shift
-from revflow.domain.errors import Conflict, InvalidInput
+from revflow.domain.errors import Conflict, InvalidInput, NotFound
 from revflow.domain.ids import new_id
 from revflow.domain.money import CurrencyMismatch
 from revflow.domain.pricing import amount as price_amount
@@ -75,7 +75,10 @@ def _plan_items(
         select(PlanVersion).where(PlanVersion.plan_id == plan.id, PlanVersion.version == v)
     )
     if pv is None:
-        raise InvalidInput(f"plan {plan.id} has no version {v}", code="resource_missing")
+        raise NotFound(
+            f"plan {plan.id} has no version {v}",
+            details=[{"field": "plan_version", "code": "resource_missing"}],
+        )
     prices = {
         p.id: p
         for p in ctx.session.scalars(select(Price).where(Price.id.in_([i.price_id for i in pv.items])))
@@ -239,6 +242,12 @@ def create_subscription(
             details=[{"field": "currency", "code": "currency_mismatch"}],
         )
     interval, count = _check_specs(specs, chosen)
+    if billing_cycle_day is not None and interval not in ("month", "quarter", "year"):
+        raise InvalidInput(
+            "billing_cycle_day applies to monthly, quarterly and yearly prices",
+            code="invalid_billing_cycle_day",
+            details=[{"field": "billing_cycle_day", "code": "invalid_billing_cycle_day"}],
+        )
     start = start_at or now
     trial = trial_end or (start + timedelta(days=trial_days) if trial_days else None)
     if trial is not None and trial <= start:

@@ -30,7 +30,7 @@ def upcoming_invoice(ctx: Ctx, subscription_id: str) -> dict[str, Any]:
         batch = billing.Batch(ctx, [sub.customer_id], now=at)
         drafts = billing.lines_at(batch, sub, at)
         rows = billing._line_rows(ctx, sub, drafts, batch.prices, batch.products)
-        billing._discount(ctx, billing._terms_for(batch, sub), sub, rows, batch.prices, persist=False)
+        billing.discount_rows(batch, sub.customer_id, [sub], rows, persist=False)
     discount = sum(r.discount_amount for r in rows)
     totals = compute_totals(line_amounts=[r.amount for r in rows], discount=discount, tax=0)
     return {
