@@ -15,6 +15,7 @@ import functools
 import io
 import os
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -172,7 +173,7 @@ class _Printable(Protocol):
 D = TypeVar("D", bound=_Printable)
 
 
-class _Builder(Generic[D]):
+class _Builder(ABC, Generic[D]):
     """Turns one document into flowables with one typeface: the pieces every document shares.
 
     With a cp1252 typeface and ``lossy`` False, any text it cannot show raises :class:`_Unencodable`;
@@ -237,9 +238,9 @@ class _Builder(Generic[D]):
 
     # -- blocks -----------------------------------------------------------------------------------
 
+    @abstractmethod
     def story(self) -> list[Any]:
         """Return the flowables of the whole document."""
-        raise NotImplementedError
 
     def _title_block(self, title: str, facts: Sequence[tuple[str, str | None]]) -> Table:
         """Return ``title`` beside a table of the ``facts`` that have a value."""
