@@ -22,6 +22,7 @@ import calendar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from revflow.domain.cycles import Interval, day_of_month_anchor, period_at, shift
@@ -29,6 +30,11 @@ from revflow.domain.errors import InvalidTransition
 from revflow.domain.period import Period
 
 __all__ = ["TRANSITIONS", "Schedule", "SubscriptionStatus", "ensure_transition"]
+
+
+@lru_cache(maxsize=65536)
+def _period_at(schedule: Schedule, at: datetime) -> Period:
+    return schedule._compute_period_at(at)
 
 
 class SubscriptionStatus(StrEnum):
@@ -98,7 +104,10 @@ class Schedule:
 
     def period_at(self, at: datetime) -> Period:
         """The period containing ``at`` (the trial, a stub, or a regular period). Raises ValueError
-        before the start."""
+        before the start. Results are memoized: schedules are immutable values."""
+        return _period_at(self, at)
+
+    def _compute_period_at(self, at: datetime) -> Period:
         if at < self.start:
             raise ValueError("the subscription has not started at that time")
         if self.trial_end is not None and at < self.trial_end:

@@ -21,7 +21,7 @@ from decimal import Decimal
 
 import structlog
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from revflow import failpoints
 from revflow.domain.billing import Billed, Charge, LineDraft, Segment, diff
@@ -130,7 +130,11 @@ class Batch:
         s = ctx.session
         self.ctx, self.now = ctx, now
         self.org = ctx.get(Organization, ctx.org_id, label="organization")
-        query = select(Customer).where(Customer.org_id == ctx.org_id, Customer.id.in_(customer_ids))
+        query = (
+            select(Customer)
+            .where(Customer.org_id == ctx.org_id, Customer.id.in_(customer_ids))
+            .options(lazyload(Customer.external_ids))
+        )
         if lock:
             query = query.with_for_update()
         self.customers = {c.id: c for c in s.scalars(query)}
