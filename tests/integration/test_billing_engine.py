@@ -507,3 +507,39 @@ class TestConsolidatedDiscounts:
         )
 
         assert (r.status_code, r.json()["code"]) == (422, "invalid_billing_cycle_day")
+
+
+class TestChangeExtras:
+    def test_a_one_time_fee_sent_with_a_change_is_billed_once(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        basic = make_price(container, tenant.org_id, name="Basic", flat=10000)
+        pro = make_price(container, tenant.org_id, name="Pro", flat=20000)
+        fee = make_price(
+            container, tenant.org_id, name="Upgrade fee", flat=5000, type="one_time", interval=None
+        )
+        clock = _clock(tenant, "2024-06-01T00:00:00Z")
+        customer = _customer(tenant, clock)
+        sub = _subscribe(tenant, customer, items=[{"price_id": basic}])
+        _advance(tenant, clock, "2024-06-16T00:00:00Z")
+
+        tenant.post(
+            f"/v1/subscriptions/{sub['id']}/change",
+            {"items": [{"price_id": pro}, {"price_id": fee}], "proration_behavior": "always_invoice"},
+        )
+        _advance(tenant, clock, "2024-08-01T00:00:00Z")
+
+        update, july, august = _invoices(tenant, customer)[1:]
+        assert sorted(li["amount"] for li in update["lines"]) == [-5000, 5000, 10000]
+        assert (july["total"], august["total"]) == (20000, 20000)
+
+    def test_quantity_with_a_base_fee_plan_sets_the_seats(self, tenant: Tenant, container: Container) -> None:
+        base = make_price(container, tenant.org_id, name="Platform", flat=5000)
+        seat = make_price(container, tenant.org_id, name="Seat", model="per_unit", unit=1000)
+        plan = make_plan(container, tenant.org_id, "platform", [base, seat])
+        clock = _clock(tenant, "2024-06-01T00:00:00Z")
+        customer = _customer(tenant, clock)
+
+        _subscribe(tenant, customer, plan_id=plan, quantity=7)
+
+        assert _invoices(tenant, customer)[0]["total"] == 12000

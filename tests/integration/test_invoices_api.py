@@ -437,3 +437,42 @@ class TestTimestampsAndNulls:
 
         assert (r.status_code, r.json()["code"]) == (422, "unknown_currency")
         assert r.json()["errors"][0]["field"] == "currency"
+
+
+class TestOrganizationSettings:
+    def test_a_new_prefix_numbers_the_next_invoices_without_a_gap(self, tenant: Tenant) -> None:
+        customer = _customer(tenant, currency="USD")
+        first = _invoice(tenant, customer["id"], {"description": "A", "amount": 1000})
+        tenant.post(f"/v1/invoices/{first['id']}/finalize")
+
+        r = tenant.patch(
+            "/v1/organization",
+            {
+                "invoice_prefix": "ACME-",
+                "default_net_days": 14,
+                "address": {"city": "Austin", "country": "us"},
+            },
+        )
+        second = _invoice(tenant, customer["id"], {"description": "B", "amount": 1000})
+        fin = tenant.post(f"/v1/invoices/{second['id']}/finalize").json()
+
+        assert r.status_code == 200, r.text
+        assert (r.json()["invoice_prefix"], r.json()["address"]["country"]) == ("ACME-", "US")
+        assert fin["number"] == "ACME-000002"
+        assert tenant.get("/v1/audit_events", params={"action": "organization.update"}).json()["data"]
+
+    def test_bad_settings_are_refused_and_change_nothing(self, tenant: Tenant) -> None:
+        before = tenant.get("/v1/organization").json()
+
+        bad = [
+            ({"invoice_prefix": "has space"}, "validation_error"),
+            ({"invoice_prefix": None}, "validation_error"),
+            ({"default_net_days": -1}, "validation_error"),
+            ({"address": {"country": "XX"}}, "invalid_country"),
+            ({"tax_ids": [{"type": "eu_vat", "value": "DE000000000"}]}, "invalid_tax_id"),
+        ]
+
+        for body, code in bad:
+            r = tenant.patch("/v1/organization", body)
+            assert (r.status_code, r.json()["code"]) == (422, code), (body, r.text)
+        assert tenant.get("/v1/organization").json() == before

@@ -22,6 +22,7 @@ from revflow.api.routers import (
     customers,
     discounts,
     invoices,
+    organization,
     quotes,
     subscriptions,
     test_clocks,
@@ -138,6 +139,7 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
         account,
         quotes,
         alerts,
+        organization,
     ):
         app.include_router(module.api)
 

@@ -116,14 +116,19 @@ def _item_specs(ctx: Ctx, items: list[dict[str, Any]]) -> list[ItemSpec]:
 
 
 def _with_quantity(specs: list[ItemSpec], quantity: Decimal) -> list[ItemSpec]:
-    """Set the quantity of the one licensed (recurring, not metered) price among ``specs``."""
+    """Set the quantity of the one licensed price among ``specs`` (recurring, not metered, and not a flat
+    fee, whose amount ignores quantity)."""
     if quantity < 0:
         raise InvalidInput(
             "quantity must not be negative",
             code="invalid_quantity",
             details=[{"field": "quantity", "code": "invalid_quantity"}],
         )
-    licensed = [i for i, (p, _) in enumerate(specs) if p.type == "recurring" and not p.metric_code]
+    licensed = [
+        i
+        for i, (p, _) in enumerate(specs)
+        if p.type == "recurring" and not p.metric_code and p.model != "flat"
+    ]
     if len(licensed) != 1:
         raise InvalidInput(
             "quantity applies to a plan with exactly one licensed price; send items instead",
@@ -368,10 +373,11 @@ def _replace_recurring(
                 it.bill_end = max(bill_at, it.bill_start)
     sched = billing.schedule_of(sub)
     for price, qty in specs:
-        if price.type != "recurring":
-            continue
-        bill_start = max(bill_at, sched.billing_start)
-        sub.items.append(_new_item(ctx, sub, price, qty, at, bill_start, end=sub.cancel_at))
+        if price.type == "recurring":
+            bill_start = max(bill_at, sched.billing_start)
+            sub.items.append(_new_item(ctx, sub, price, qty, at, bill_start, end=sub.cancel_at))
+        else:  # a one-time fee that comes with the change (an upgrade fee): billed once, with it
+            sub.items.append(_new_item(ctx, sub, price, qty, at, at))
 
 
 def change_subscription(
