@@ -20,8 +20,10 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -251,6 +253,15 @@ def raw_insert(url: str, rows: list[dict[str, Any]], lines: list[dict[str, Any]]
     return elapsed
 
 
+def _worker(job: tuple[str, datetime, int]) -> tuple[int, int, float]:
+    """One billing process: bill what it can claim; returns (lines, errors, peak RSS MiB)."""
+    url, now, batch_size = job
+    engine = make_engine(url)
+    stats = billing.run_due(make_session_factory(engine), now=now, batch_size=batch_size)
+    engine.dispose()
+    return stats.lines, stats.errors, peak_rss_mib()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -259,6 +270,13 @@ def main() -> None:
     ap.add_argument("--sqlite", action="store_true", help="use an embedded SQLite file instead of PostgreSQL")
     ap.add_argument("--pg-admin", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--batch-size", type=int, default=500)
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="billing processes sharing the run, as `revflow worker` processes do (default 2 on "
+        "PostgreSQL, 1 on SQLite)",
+    )
     args = ap.parse_args()
     n = args.n or (5000 if args.sqlite else 100_000)
 
@@ -281,9 +299,18 @@ def main() -> None:
         engine = make_engine(url)
         sessions = make_session_factory(engine)
 
+        workers = args.workers or (1 if args.sqlite else 2)
         rss_before = peak_rss_mib()
         t0 = time.perf_counter()
-        stats = billing.run_due(sessions, now=now, batch_size=args.batch_size)
+        if workers == 1:
+            stats = billing.run_due(sessions, now=now, batch_size=args.batch_size)
+            lines_made, errors, child_rss = stats.lines, stats.errors, 0.0
+        else:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+                parts = list(pool.map(_worker, [(url, now, args.batch_size)] * workers))
+            lines_made = sum(p[0] for p in parts)
+            errors = sum(p[1] for p in parts)
+            child_rss = max(p[2] for p in parts)
         wall = time.perf_counter() - t0
         with sessions() as s:
             made = s.scalar(select(func.count()).select_from(Invoice).where(Invoice.created_at == now)) or 0
@@ -349,12 +376,14 @@ def main() -> None:
         engine.dispose()
 
         print(f"subscriptions            {n}")
-        print(
-            f"invoices created         {made} ({open_} finalized), {stats.lines} lines, {stats.errors} errors"
-        )
+        print(f"workers                  {workers}")
+        print(f"invoices created         {made} ({open_} finalized), {lines_made} lines, {errors} errors")
         print(f"billing run wall time    {wall:.1f} s")
         print(f"invoices per second      {made / wall:.0f}")
-        print(f"peak RSS                 {peak_rss_mib():.0f} MiB (before the run: {rss_before:.0f} MiB)")
+        print(
+            f"peak RSS                 {max(peak_rss_mib(), child_rss):.0f} MiB per billing process "
+            f"(before the run: {rss_before:.0f} MiB)"
+        )
         print(
             f"raw bulk insert          {raw:.1f} s for the same {len(rows)} invoices + lines "
             f"({len(rows) / raw:.0f}/s)"
