@@ -660,21 +660,48 @@ def finalize_due_drafts(ctx: Ctx, *, now: datetime, customer_id: str | None = No
 def _due_customers(
     session: Session, *, now: datetime, clock_id: str | None, limit: int, skip: set[str]
 ) -> list[tuple[str, str]]:
-    due = select(Subscription.customer_id).where(Subscription.next_billing_at <= now)
-    due = due.where(
+    """Claim up to ``limit`` customers with a billing point or a finalization due by ``now``.
+
+    Candidates come from the ``next_billing_at`` and ``auto_finalize_at`` indexes in due order (a range
+    scan that stops early, whatever the table size); on PostgreSQL they are locked with SKIP LOCKED, so
+    concurrent workers take different customers. When every candidate is taken, a wider window is tried
+    once before giving up (the other workers are on it).
+    """
+    on_clock = (
         Subscription.test_clock_id.is_(None) if clock_id is None else Subscription.test_clock_id == clock_id
     )
-    drafts = select(Invoice.customer_id).where(Invoice.status == "draft", Invoice.auto_finalize_at <= now)
-    drafts = drafts.where(
-        Invoice.test_clock_id.is_(None) if clock_id is None else Invoice.test_clock_id == clock_id
-    )
-    stmt = select(Customer.id, Customer.org_id).where(Customer.id.in_(due.union(drafts)))
-    if skip:
-        stmt = stmt.where(Customer.id.not_in(skip))
-    stmt = stmt.order_by(Customer.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True, of=Customer)
-    return [(cid, org) for cid, org in session.execute(stmt)]
+    draft_clock = Invoice.test_clock_id.is_(None) if clock_id is None else Invoice.test_clock_id == clock_id
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for window in (limit * 4, limit * 32):
+        candidates = set(
+            session.scalars(
+                select(Subscription.customer_id)
+                .where(Subscription.next_billing_at <= now, on_clock)
+                .order_by(Subscription.next_billing_at)
+                .limit(window)
+            )
+        )
+        candidates |= set(
+            session.scalars(
+                select(Invoice.customer_id)
+                .where(
+                    Invoice.status == InvoiceStatus.DRAFT.value, Invoice.auto_finalize_at <= now, draft_clock
+                )
+                .order_by(Invoice.auto_finalize_at)
+                .limit(window)
+            )
+        )
+        candidates -= skip
+        if not candidates:
+            continue
+        stmt = select(Customer.id, Customer.org_id).where(Customer.id.in_(candidates)).order_by(Customer.id)
+        stmt = stmt.limit(limit)
+        if postgres:
+            stmt = stmt.with_for_update(skip_locked=True, of=Customer)
+        claimed = [(cid, org) for cid, org in session.execute(stmt)]
+        if claimed or not postgres:
+            return claimed
+    return []
 
 
 def run_due(
