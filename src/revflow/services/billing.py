@@ -34,7 +34,7 @@ from revflow.domain.period import Period
 from revflow.domain.subscriptions import Schedule, SubscriptionStatus
 from revflow.services import coupons, quote_matching, usage_source
 from revflow.services.context import SYSTEM, Actor, Ctx
-from revflow.services.invoices import apply_finalization, check_finalizable, finalize_invoice
+from revflow.services.invoices import apply_finalization, check_finalizable
 from revflow.services.numbering import reserve_numbers
 from revflow.services.price_terms import price_terms
 from revflow.services.recorder import buffered, record
@@ -55,7 +55,6 @@ __all__ = [
     "bill_customer",
     "bill_now",
     "charge_of",
-    "finalize_due_drafts",
     "preview_lines",
     "run_due",
     "schedule_of",
@@ -635,28 +634,6 @@ def bill_now(ctx: Ctx, sub: Subscription, *, at: datetime, reason: str) -> Invoi
     return inv
 
 
-def finalize_due_drafts(ctx: Ctx, *, now: datetime, customer_id: str | None = None) -> int:
-    """Finalize the organization's engine drafts whose grace period ended by ``now``; returns how many."""
-    stmt = (
-        select(Invoice.id)
-        .where(
-            Invoice.org_id == ctx.org_id,
-            Invoice.status == InvoiceStatus.DRAFT.value,
-            Invoice.auto_finalize_at.is_not(None),
-            Invoice.auto_finalize_at <= now,
-        )
-        .order_by(Invoice.auto_finalize_at, Invoice.id)
-    )
-    if customer_id is not None:
-        stmt = stmt.where(Invoice.customer_id == customer_id)
-    ids = list(ctx.session.scalars(stmt))
-    for inv_id in ids:
-        inv = ctx.session.get(Invoice, inv_id)
-        at = max(inv.auto_finalize_at, inv.created_at) if inv is not None and inv.auto_finalize_at else now
-        finalize_invoice(_at(ctx, at), inv_id)
-    return len(ids)
-
-
 def _due_customers(
     session: Session, *, now: datetime, clock_id: str | None, limit: int, skip: set[str]
 ) -> list[tuple[str, str]]:
@@ -800,10 +777,3 @@ def _alert_failure(session: Session, org_id: str, customer_id: str, exc: Excepti
             dedupe_key=f"billing_failed:{customer_id}",
             now=now,
         )
-
-
-def grouped(lines: Iterable[InvoiceLineItem]) -> dict[str, list[InvoiceLineItem]]:
-    out: dict[str, list[InvoiceLineItem]] = defaultdict(list)
-    for li in lines:
-        out[li.subscription_id or ""].append(li)
-    return out
