@@ -195,6 +195,12 @@ class Batch:
         )
         self.drafts = list(s.scalars(drafts.with_for_update() if lock else drafts))
         self.created: list[Invoice] = []
+        #: Customers that really had work (a claim may race a worker that just billed the customer).
+        self.due = {
+            cid
+            for cid, group in self.subs.items()
+            if any(x.next_billing_at is not None and x.next_billing_at <= now for x in group)
+        } | {d.customer_id for d in self.drafts}
 
     def billed_for(self, sub_id: str, period_start: datetime) -> list[Billed]:
         return self.billed.get((sub_id, period_start), [])
@@ -708,12 +714,13 @@ def run_due(
             for customer_id, org_id in claimed:
                 by_org[org_id].append(customer_id)
             try:
-                made = _run_batch(session, by_org, now=now, actor=actor)
+                made, due = _run_batch(session, by_org, now=now, actor=actor)
             except Exception:
                 log.warning("billing_batch_failed_retrying_one_by_one", customers=len(claimed), exc_info=True)
                 session.rollback()
                 made = _run_one_by_one(session, by_org, now=now, actor=actor, stats=stats, failed=failed)
-            stats.customers += sum(1 for cid, _ in claimed if cid not in failed)
+                due = len({inv.customer_id for inv in made})
+            stats.customers += due
             stats.invoices += len(made)
             stats.lines += sum(len(i.lines) for i in made)
             failpoints.hit("billing.before_commit")
@@ -725,8 +732,9 @@ def run_due(
 
 def _run_batch(
     session: Session, by_org: dict[str, list[str]], *, now: datetime, actor: Actor
-) -> list[Invoice]:
+) -> tuple[list[Invoice], int]:
     made: list[Invoice] = []
+    due = 0
     for org_id, ids in by_org.items():
         ctx = Ctx(session=session, org_id=org_id, actor=actor, clock=FrozenClock(now))
         with buffered(session):
@@ -734,7 +742,8 @@ def _run_batch(
             for customer_id in ids:
                 made += _bill(batch, customer_id)
             batch.finish()
-    return made
+        due += len(batch.due)
+    return made, due
 
 
 def _run_one_by_one(
