@@ -2,14 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Literal, Protocol
 
 from revflow.domain.clock import Clock
 
-__all__ = ["Clock", "DocumentLine", "DocumentParty", "InvoiceDocument", "PdfRenderer", "QuoteDocument"]
+__all__ = [
+    "ChargeRequest",
+    "ChargeResult",
+    "ChargeStatus",
+    "Clock",
+    "DocumentLine",
+    "DocumentParty",
+    "GatewayError",
+    "GatewayEvent",
+    "GatewayEventType",
+    "GatewayPayment",
+    "GatewayUnavailable",
+    "InvoiceDocument",
+    "PaymentGateway",
+    "PaymentMethodInfo",
+    "PdfRenderer",
+    "QuoteDocument",
+    "RefundResult",
+    "SetupSession",
+    "WebhookSignatureError",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +112,185 @@ class QuoteDocument:
     memo: str | None = None
     footer: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Payments: the gateway port. Adapters: ``adapters/payments/sandbox`` and ``adapters/payments/stripe``.
+# Amounts are integer minor units; currencies are lower-case-insensitive ISO 4217 codes (adapters normalise).
+# ---------------------------------------------------------------------------------------------------------
+
+#: Outcome of a charge as the gateway reports it. ``unknown``: the request timed out or the connection broke
+#: after sending; the caller must resolve it with ``find_charge`` before any retry.
+ChargeStatus = Literal["succeeded", "processing", "failed", "requires_action", "unknown"]
+
+
+class GatewayError(Exception):
+    """The gateway refused a request that is not a payment outcome (bad token, unknown object, auth)."""
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class GatewayUnavailable(GatewayError):
+    """The gateway could not be reached, or the outcome of the request is unknown (timeout)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentMethodInfo:
+    """A saved payment method as Revflow keeps it: a gateway token plus what a person needs to recognise it.
+    Never a card number."""
+
+    token: str  # gateway id, e.g. "pm_..."
+    type: Literal["card", "us_bank_account"]
+    customer_ref: str | None = None  # gateway customer it is attached to
+    brand: str | None = None  # card: "visa", "mastercard", ...
+    last4: str | None = None
+    exp_month: int | None = None
+    exp_year: int | None = None
+    bank_name: str | None = None  # us_bank_account
+
+
+@dataclass(frozen=True, slots=True)
+class SetupSession:
+    """A gateway-side flow that collects a payment method without Revflow seeing it (SetupIntent or
+    Checkout in setup mode). The front end completes it with ``client_secret`` or by visiting ``url``."""
+
+    id: str
+    client_secret: str | None = None
+    url: str | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRequest:
+    customer_ref: str
+    payment_method: str  # token
+    amount: int  # minor units, > 0
+    currency: str
+    #: Derived from Revflow ids (invoice id + attempt number): the same key never charges twice.
+    idempotency_key: str
+    description: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)  # carries revflow_invoice_id, revflow_payment_id
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeResult:
+    status: ChargeStatus
+    gateway_ref: str | None  # e.g. PaymentIntent id; None when nothing was created
+    amount: int
+    currency: str
+    failure_code: str | None = None  # e.g. "card_declined", "expired_card", "insufficient_funds"
+    decline_code: str | None = None  # e.g. "stolen_card", "generic_decline"
+    failure_message: str | None = None
+    #: True when retrying the same payment method cannot succeed (stolen/lost card, closed account, fraud)
+    hard_decline: bool = False
+    payment_method_type: str | None = None  # "card" | "us_bank_account"
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    gateway_ref: str  # e.g. "re_..."
+    status: Literal["succeeded", "pending", "failed"]
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayPayment:
+    """One payment as the gateway records it, for reconciliation."""
+
+    gateway_ref: str
+    amount: int
+    amount_refunded: int
+    currency: str
+    status: ChargeStatus
+    created: datetime
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+GatewayEventType = Literal[
+    "payment.succeeded",
+    "payment.failed",
+    "payment.processing",
+    "charge.refunded",
+    "dispute.created",
+    "payment_method.attached",
+    "payment_method.detached",
+    "payment_method.updated",
+    "other",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayEvent:
+    """An inbound gateway webhook, verified and normalised. ``id`` is the gateway's event id (dedupe key)."""
+
+    id: str
+    type: GatewayEventType
+    raw_type: str  # e.g. "payment_intent.succeeded"
+    created: datetime
+    object_ref: str  # id of the object the event is about (pi_..., ch_..., dp_..., pm_...)
+    charge: ChargeResult | None = None  # payment.* events
+    payment_method: PaymentMethodInfo | None = None  # payment_method.* events
+    refund: RefundResult | None = None  # charge.refunded (the latest refund)
+    amount_refunded: int | None = None  # charge.refunded: total refunded on the payment so far
+    payment_ref: str | None = None  # charge.refunded / dispute.created: the PaymentIntent id
+    dispute_reason: str | None = None
+    dispute_amount: int | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # the raw object, for the record
+
+
+class WebhookSignatureError(Exception):
+    """The webhook's signature is missing, wrong or outside the timestamp tolerance (answer 400)."""
+
+
+class PaymentGateway(Protocol):
+    """What Revflow asks of a payment gateway. Every call that moves money takes an idempotency key."""
+
+    name: str  # "sandbox" | "stripe"
+
+    def ensure_customer(
+        self, *, customer_id: str, email: str | None, name: str | None, existing_ref: str | None
+    ) -> str:
+        """Return the gateway customer for Revflow's ``customer_id``, creating it when ``existing_ref`` is
+        None (idempotently, keyed on ``customer_id``)."""
+        ...
+
+    def create_setup_session(self, *, customer_ref: str, method_types: Sequence[str]) -> SetupSession: ...
+
+    def attach_payment_method(self, *, customer_ref: str, token: str) -> PaymentMethodInfo:
+        """Attach an already tokenised payment method (e.g. after a SetupIntent succeeded)."""
+        ...
+
+    def get_payment_method(self, token: str) -> PaymentMethodInfo: ...
+
+    def detach_payment_method(self, token: str) -> None: ...
+
+    def charge(self, request: ChargeRequest) -> ChargeResult:
+        """Charge off-session. Declines are results (status ``failed``), not exceptions; a timeout is a
+        result with status ``unknown``."""
+        ...
+
+    def find_charge(
+        self, *, idempotency_key: str, customer_ref: str, metadata: Mapping[str, str]
+    ) -> ChargeResult | None:
+        """Ask the gateway what became of a charge whose outcome is unknown; None when it never arrived."""
+        ...
+
+    def retrieve_charge(self, gateway_ref: str) -> ChargeResult: ...
+
+    def refund(
+        self, *, gateway_ref: str, amount: int, idempotency_key: str, reason: str | None = None
+    ) -> RefundResult: ...
+
+    def list_payments(self, *, since: datetime) -> Iterator[GatewayPayment]:
+        """Every payment created at or after ``since`` (pages through the gateway's list)."""
+        ...
+
+    def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> GatewayEvent:
+        """Verify the signature (raises WebhookSignatureError) and normalise the event (raises ValueError for
+        malformed JSON)."""
+        ...

@@ -70,7 +70,7 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), Decimal: DecimalString(), dict[str, Any]: JSONType}
 
 
-def _org_fk() -> Mapped[str]:
+def org_fk() -> Mapped[str]:
     return mapped_column(String(40), ForeignKey("organizations.id"), index=True)
 
 
@@ -96,7 +96,7 @@ class ApiKey(Base):
     __tablename__ = "api_keys"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     name: Mapped[str] = mapped_column(String(200))
     prefix: Mapped[str] = mapped_column(String(20))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -119,7 +119,7 @@ class Customer(Base):
     __tablename__ = "customers"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320), index=True)
     address: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
@@ -151,7 +151,7 @@ class CustomerExternalId(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     customer_id: Mapped[str] = mapped_column(String(40), ForeignKey("customers.id"))
     system: Mapped[str] = mapped_column(String(40))
     external_id: Mapped[str] = mapped_column(String(200))
@@ -167,7 +167,7 @@ class Invoice(Base):
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     customer_id: Mapped[str] = mapped_column(String(40), ForeignKey("customers.id"))
     number: Mapped[str | None] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(20), index=True)
@@ -214,7 +214,7 @@ class InvoiceLineItem(Base):
     __tablename__ = "invoice_line_items"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     invoice_id: Mapped[str] = mapped_column(String(40), ForeignKey("invoices.id"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(String(500))
@@ -244,7 +244,7 @@ class TestClock(Base):
     __tablename__ = "test_clocks"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     name: Mapped[str] = mapped_column(String(200))
     frozen_time: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(20), default="ready")
@@ -255,7 +255,7 @@ class Product(Base):
     __tablename__ = "products"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(default=True)
@@ -271,7 +271,7 @@ class Price(Base):
     __tablename__ = "prices"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     product_id: Mapped[str] = mapped_column(String(40), ForeignKey("products.id"), index=True)
     nickname: Mapped[str | None] = mapped_column(String(200))
     currency: Mapped[str] = mapped_column(String(3))
@@ -304,7 +304,7 @@ class Plan(Base):
     __table_args__ = (UniqueConstraint("org_id", "code"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     code: Mapped[str] = mapped_column(String(100))
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
@@ -320,7 +320,7 @@ class PlanVersion(Base):
     __table_args__ = (UniqueConstraint("plan_id", "version"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     plan_id: Mapped[str] = mapped_column(String(40), ForeignKey("plans.id"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
@@ -334,7 +334,7 @@ class PlanVersionItem(Base):
     __tablename__ = "plan_version_items"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     plan_version_id: Mapped[str] = mapped_column(String(40), ForeignKey("plan_versions.id"), index=True)
     price_id: Mapped[str] = mapped_column(String(40), ForeignKey("prices.id"))
     quantity: Mapped[Decimal]
@@ -346,7 +346,7 @@ class Subscription(Base):
     __table_args__ = (Index("ix_subscriptions_due", "next_billing_at"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     customer_id: Mapped[str] = mapped_column(String(40), ForeignKey("customers.id"), index=True)
     plan_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("plans.id"))
     plan_version_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("plan_versions.id"))
@@ -399,7 +399,7 @@ class SubscriptionItem(Base):
     __tablename__ = "subscription_items"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     subscription_id: Mapped[str] = mapped_column(String(40), ForeignKey("subscriptions.id"), index=True)
     price_id: Mapped[str] = mapped_column(String(40), ForeignKey("prices.id"))
     quantity: Mapped[Decimal]
@@ -414,7 +414,7 @@ class Coupon(Base):
     __tablename__ = "coupons"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     name: Mapped[str] = mapped_column(String(200))
     percent_off: Mapped[Decimal | None]
     amount_off: Mapped[int | None] = mapped_column(BigInteger)
@@ -436,7 +436,7 @@ class PromotionCode(Base):
     __table_args__ = (UniqueConstraint("org_id", "code"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     coupon_id: Mapped[str] = mapped_column(String(40), ForeignKey("coupons.id"))
     code: Mapped[str] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(default=True)
@@ -452,7 +452,7 @@ class Discount(Base):
     __tablename__ = "discounts"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     coupon_id: Mapped[str] = mapped_column(String(40), ForeignKey("coupons.id"))
     promotion_code_id: Mapped[str | None] = mapped_column(String(40))
     customer_id: Mapped[str | None] = mapped_column(String(40), index=True)
@@ -470,7 +470,7 @@ class Quote(Base):
     __table_args__ = (UniqueConstraint("org_id", "number"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     customer_id: Mapped[str] = mapped_column(String(40), ForeignKey("customers.id"), index=True)
     number: Mapped[str | None] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(20))
@@ -504,7 +504,7 @@ class Alert(Base):
     __table_args__ = (UniqueConstraint("org_id", "dedupe_key"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     type: Mapped[str] = mapped_column(String(60), index=True)
     severity: Mapped[str] = mapped_column(String(20), default="warning")
     status: Mapped[str] = mapped_column(String(20), default="open")
@@ -523,7 +523,7 @@ class CreditNote(Base):
     __table_args__ = (UniqueConstraint("org_id", "number"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     invoice_id: Mapped[str] = mapped_column(String(40), ForeignKey("invoices.id"), index=True)
     customer_id: Mapped[str] = mapped_column(String(40), ForeignKey("customers.id"))
     number: Mapped[str] = mapped_column(String(40))
@@ -548,7 +548,7 @@ class CreditNoteLine(Base):
     __tablename__ = "credit_note_lines"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     credit_note_id: Mapped[str] = mapped_column(String(40), ForeignKey("credit_notes.id"), index=True)
     invoice_line_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("invoice_line_items.id"))
     description: Mapped[str] = mapped_column(String(500))
@@ -563,7 +563,7 @@ class CustomerBalanceTransaction(Base):
     __tablename__ = "customer_balance_transactions"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     customer_id: Mapped[str] = mapped_column(String(40), ForeignKey("customers.id"), index=True)
     type: Mapped[str] = mapped_column(String(30))
     amount: Mapped[int] = mapped_column(BigInteger)
@@ -578,7 +578,7 @@ class Payment(Base):
     __tablename__ = "payments"
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     invoice_id: Mapped[str] = mapped_column(String(40), ForeignKey("invoices.id"), index=True)
     customer_id: Mapped[str] = mapped_column(String(40), ForeignKey("customers.id"))
     amount: Mapped[int] = mapped_column(BigInteger)
@@ -613,7 +613,7 @@ class AuditEvent(Base):
     __table_args__ = (Index("ix_audit_events_org_object", "org_id", "object_type", "object_id"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     actor_type: Mapped[str] = mapped_column(String(20))
     actor_id: Mapped[str | None] = mapped_column(String(40))
     action: Mapped[str] = mapped_column(String(60))
@@ -631,7 +631,7 @@ class Event(Base):
     __table_args__ = (Index("ix_events_org_type", "org_id", "type"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     type: Mapped[str] = mapped_column(String(80))
     object_type: Mapped[str] = mapped_column(String(40))
     object_id: Mapped[str] = mapped_column(String(40), index=True)
@@ -651,7 +651,7 @@ class EventDelivery(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    org_id: Mapped[str] = _org_fk()
+    org_id: Mapped[str] = org_fk()
     event_id: Mapped[str] = mapped_column(String(40), ForeignKey("events.id"))
     subscriber: Mapped[str] = mapped_column(String(80))
     status: Mapped[str] = mapped_column(String(20), default="pending")
@@ -660,3 +660,9 @@ class EventDelivery(Base):
     last_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+
+
+# Tables of later capabilities live in their own modules; importing them here registers them on Base.metadata.
+from revflow.storage import hub_models, payment_models, usage_models  # noqa: E402
+
+_ = (hub_models, payment_models, usage_models)

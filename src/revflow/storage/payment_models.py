@@ -1,0 +1,10 @@
+"""Tables of payments and dunning (issue 5).
+Imported by revflow.storage.models so that they register on Base.metadata."""
+
+from __future__ import annotations
+
+from revflow.storage.models import Base, org_fk
+
+__all__: list[str] = []
+
+_ = (Base, org_fk)
