@@ -1,0 +1,1 @@
+"""Local fakes of external vendors' APIs, driven by the vendors' official SDKs in tests."""
