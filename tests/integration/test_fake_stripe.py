@@ -3,14 +3,17 @@ and errors. No database: these run once, not per storage backend."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import stripe
 
-from tests.fakes.stripe import FakeStripe
+from tests.fakes.stripe import TEST_TOKENS, FakeStripe
 from tests.fakes.stripe.forms import decode_form
 
 
@@ -191,3 +194,446 @@ class TestIdempotency:
         assert again.value.error.payment_intent.id == first.value.error.payment_intent.id
         assert again.value.headers["Idempotent-Replayed"] == "true"
         assert len(fake.objects("payment_intent")) == 1
+
+
+class TestPaymentMethods:
+    def test_attaching_a_test_token_creates_a_new_card_with_its_details(
+        self, fake: FakeStripe, sdk: stripe.StripeClient
+    ) -> None:
+        cus = _customer(sdk)
+
+        pm = sdk.v1.payment_methods.attach("pm_card_mastercard", {"customer": cus.id})
+        listed = sdk.v1.customers.payment_methods.list(cus.id, {"type": "card"})
+
+        assert isinstance(pm, stripe.PaymentMethod)
+        assert pm.id.startswith("pm_1") and pm.id != "pm_card_mastercard"
+        assert (pm.card.brand, pm.card.last4, pm.customer) == ("mastercard", "4444", cus.id)
+        assert isinstance(pm.card.exp_month, int) and pm.card.exp_year >= 2030
+        assert listed.url == f"/v1/customers/{cus.id}/payment_methods"
+        assert [p.id for p in listed.data] == [pm.id]
+        assert [e["data"]["object"]["id"] for e in fake.events("payment_method.attached")] == [pm.id]
+
+    def test_bank_account_token_carries_bank_name(self, sdk: stripe.StripeClient) -> None:
+        cus = _customer(sdk)
+
+        pm = sdk.v1.payment_methods.attach("pm_usBankAccount", {"customer": cus.id})
+
+        assert pm.type == "us_bank_account"
+        assert pm.us_bank_account.bank_name == "STRIPE TEST BANK"
+        assert pm.us_bank_account.last4 == "6789"
+
+    @pytest.mark.parametrize(
+        ("token", "code", "decline_code"),
+        [
+            ("pm_card_chargeDeclined", "card_declined", "generic_decline"),
+            ("pm_card_chargeDeclinedInsufficientFunds", "card_declined", "insufficient_funds"),
+            ("pm_card_chargeDeclinedExpiredCard", "expired_card", "expired_card"),
+            ("pm_card_chargeDeclinedStolenCard", "card_declined", "stolen_card"),
+        ],
+    )
+    def test_declining_cards_cannot_be_attached(
+        self, sdk: stripe.StripeClient, token: str, code: str, decline_code: str
+    ) -> None:
+        cus = _customer(sdk)
+
+        with pytest.raises(stripe.CardError) as exc:
+            sdk.v1.payment_methods.attach(token, {"customer": cus.id})
+
+        assert exc.value.http_status == 402
+        assert (exc.value.code, exc.value.error.decline_code) == (code, decline_code)
+
+    def test_detach_then_reattach_is_refused(self, fake: FakeStripe, sdk: stripe.StripeClient) -> None:
+        cus = _customer(sdk)
+        pm = sdk.v1.payment_methods.attach("pm_card_visa", {"customer": cus.id})
+
+        detached = sdk.v1.payment_methods.detach(pm.id)
+        with pytest.raises(stripe.InvalidRequestError) as exc:
+            sdk.v1.payment_methods.attach(pm.id, {"customer": cus.id})
+
+        assert detached.customer is None
+        assert sdk.v1.customers.payment_methods.list(cus.id).data == []
+        assert exc.value.http_status == 400 and exc.value.code == "payment_method_unexpected_state"
+        assert len(fake.events("payment_method.detached")) == 1
+
+    def test_card_expiry_update_emits_payment_method_updated(
+        self, fake: FakeStripe, sdk: stripe.StripeClient
+    ) -> None:
+        cus = _customer(sdk)
+        pm = sdk.v1.payment_methods.attach("pm_card_visa", {"customer": cus.id})
+
+        fake.update_card(pm.id, exp_month=3, exp_year=2031)
+
+        fetched = sdk.v1.payment_methods.retrieve(pm.id)
+        (event,) = fake.events("payment_method.updated")
+        assert (fetched.card.exp_month, fetched.card.exp_year) == (3, 2031)
+        assert event["data"]["previous_attributes"] == {"card": {"exp_month": 12, "exp_year": 2034}}
+
+
+class TestSetupIntents:
+    def test_confirm_with_a_test_token_saves_the_card_on_the_customer(self, sdk: stripe.StripeClient) -> None:
+        cus = _customer(sdk)
+        si = sdk.v1.setup_intents.create(
+            {"customer": cus.id, "payment_method_types": ["card"], "usage": "off_session"}
+        )
+
+        confirmed = sdk.v1.setup_intents.confirm(si.id, {"payment_method": "pm_card_visa"})
+
+        assert si.status == "requires_payment_method"
+        assert si.client_secret.startswith(f"{si.id}_secret_")
+        assert confirmed.status == "succeeded"
+        pm = sdk.v1.payment_methods.retrieve(str(confirmed.payment_method))
+        assert (pm.customer, pm.card.last4) == (cus.id, "4242")
+
+    def test_authentication_required_card_asks_for_action(self, sdk: stripe.StripeClient) -> None:
+        cus = _customer(sdk)
+        si = sdk.v1.setup_intents.create({"customer": cus.id})
+
+        confirmed = sdk.v1.setup_intents.confirm(si.id, {"payment_method": "pm_card_authenticationRequired"})
+
+        assert confirmed.status == "requires_action"
+        assert confirmed.next_action.type == "use_stripe_sdk"
+
+
+class TestPaymentIntents:
+    def test_off_session_card_charge_succeeds_with_a_charge(
+        self, fake: FakeStripe, sdk: stripe.StripeClient
+    ) -> None:
+        cus = _customer(sdk)
+        pm = sdk.v1.payment_methods.attach("pm_card_visa", {"customer": cus.id})
+
+        pi = _charge(sdk, cus.id, pm.id, metadata={"revflow_invoice_id": "inv_1"}, expand=["latest_charge"])
+
+        assert isinstance(pi, stripe.PaymentIntent)
+        assert (pi.status, pi.amount, pi.amount_received, pi.currency) == ("succeeded", 2500, 2500, "usd")
+        charge = pi.latest_charge
+        assert isinstance(charge, stripe.Charge)
+        assert (charge.status, charge.paid, charge.amount_refunded, charge.refunded) == (
+            "succeeded",
+            True,
+            0,
+            False,
+        )
+        assert charge.payment_method_details.card.last4 == "4242"
+        assert charge.metadata["revflow_invoice_id"] == "inv_1"
+        assert [e["type"] for e in fake.events() if e["type"].startswith(("payment_intent.", "charge."))] == [
+            "payment_intent.created",
+            "charge.succeeded",
+            "payment_intent.succeeded",
+        ]
+
+    @pytest.mark.parametrize(
+        ("token", "code", "decline_code"),
+        [
+            ("pm_card_chargeDeclined", "card_declined", "generic_decline"),
+            ("pm_card_chargeDeclinedInsufficientFunds", "card_declined", "insufficient_funds"),
+            ("pm_card_chargeDeclinedExpiredCard", "expired_card", "expired_card"),
+            ("pm_card_chargeDeclinedStolenCard", "card_declined", "stolen_card"),
+            ("pm_card_chargeCustomerFail", "card_declined", "generic_decline"),
+            ("pm_card_authenticationRequired", "authentication_required", "authentication_required"),
+        ],
+    )
+    def test_declines_are_402_card_errors_with_the_payment_intent(
+        self, sdk: stripe.StripeClient, token: str, code: str, decline_code: str
+    ) -> None:
+        cus = _customer(sdk)
+
+        with pytest.raises(stripe.CardError) as exc:
+            _charge(sdk, cus.id, token)
+
+        err = exc.value
+        assert err.http_status == 402
+        assert (err.code, err.error.decline_code, err.error.type) == (code, decline_code, "card_error")
+        pi = sdk.v1.payment_intents.retrieve(err.error.payment_intent.id)
+        assert pi.status == "requires_payment_method"
+        assert (pi.last_payment_error.code, pi.last_payment_error.decline_code) == (code, decline_code)
+
+    def test_on_session_authentication_card_requires_action(self, sdk: stripe.StripeClient) -> None:
+        cus = _customer(sdk)
+
+        pi = sdk.v1.payment_intents.create(
+            {
+                "amount": 1000,
+                "currency": "usd",
+                "customer": cus.id,
+                "payment_method": "pm_card_authenticationRequired",
+                "confirm": True,
+            }
+        )
+
+        assert pi.status == "requires_action"
+        assert pi.next_action.type == "use_stripe_sdk"
+
+    def test_us_bank_account_processes_then_settles(self, fake: FakeStripe, sdk: stripe.StripeClient) -> None:
+        cus = _customer(sdk)
+        pm = sdk.v1.payment_methods.attach("pm_usBankAccount", {"customer": cus.id})
+        pi = _charge(sdk, cus.id, pm.id)
+
+        fake.settle_ach(pi.id)
+
+        assert pi.status == "processing"
+        settled = sdk.v1.payment_intents.retrieve(pi.id, {"expand": ["latest_charge"]})
+        assert settled.status == "succeeded"
+        assert settled.latest_charge.status == "succeeded"  # type: ignore[union-attr]
+        assert [e["type"] for e in fake.events() if e["type"].startswith("payment_intent.")] == [
+            "payment_intent.created",
+            "payment_intent.processing",
+            "payment_intent.succeeded",
+        ]
+
+    def test_failed_ach_debit_reports_payment_failed(
+        self, fake: FakeStripe, sdk: stripe.StripeClient
+    ) -> None:
+        cus = _customer(sdk)
+        pm = sdk.v1.payment_methods.attach("pm_usBankAccount", {"customer": cus.id})
+        pi = _charge(sdk, cus.id, pm.id)
+
+        fake.settle_ach(
+            pi.id, succeed=False, failure_code="account_closed", failure_message="Account closed."
+        )
+
+        failed = sdk.v1.payment_intents.retrieve(pi.id)
+        assert failed.status == "requires_payment_method"
+        assert failed.last_payment_error.code == "account_closed"
+        assert fake.events("payment_intent.payment_failed")[0]["data"]["object"]["id"] == pi.id
+
+    def test_card_only_intent_refuses_a_bank_account(self, sdk: stripe.StripeClient) -> None:
+        cus = _customer(sdk)
+
+        with pytest.raises(stripe.InvalidRequestError) as exc:
+            sdk.v1.payment_intents.create(
+                {"amount": 1000, "currency": "usd", "customer": cus.id, "payment_method": "pm_usBankAccount",
+                 "confirm": True, "off_session": True}
+            )  # fmt: skip
+
+        assert exc.value.code == "payment_intent_incompatible_payment_method"
+
+    def test_list_by_customer_and_search_by_metadata(self, sdk: stripe.StripeClient) -> None:
+        a, b = _customer(sdk), _customer(sdk)
+        mine = [
+            _charge(sdk, a.id, "pm_card_visa", metadata={"revflow_idempotency_key": f"k{i}"}).id
+            for i in range(3)
+        ]
+        _charge(sdk, b.id, "pm_card_visa")
+
+        listed = [
+            p.id for p in sdk.v1.payment_intents.list({"customer": a.id, "limit": 2}).auto_paging_iter()
+        ]
+        found = sdk.v1.payment_intents.search({"query": "metadata['revflow_idempotency_key']:'k1'"})
+
+        assert listed == list(reversed(mine))
+        assert [p.id for p in found.data] == [mine[1]]
+
+    def test_amount_below_the_minimum_is_refused(self, sdk: stripe.StripeClient) -> None:
+        with pytest.raises(stripe.InvalidRequestError) as exc:
+            sdk.v1.payment_intents.create({"amount": 10, "currency": "usd"})
+
+        assert (exc.value.code, exc.value.param) == ("amount_too_small", "amount")
+
+
+class TestRefundsAndDisputes:
+    def test_partial_then_full_refund_then_over_refund(
+        self, fake: FakeStripe, sdk: stripe.StripeClient
+    ) -> None:
+        cus = _customer(sdk)
+        pi = _charge(sdk, cus.id, "pm_card_visa", amount=5000)
+
+        partial = sdk.v1.refunds.create(
+            {"payment_intent": pi.id, "amount": 1500, "reason": "requested_by_customer"}
+        )
+        rest = sdk.v1.refunds.create({"charge": str(pi.latest_charge)})
+        with pytest.raises(stripe.InvalidRequestError) as exc:
+            sdk.v1.refunds.create({"payment_intent": pi.id, "amount": 1})
+
+        assert isinstance(partial, stripe.Refund)
+        assert (partial.amount, partial.status, partial.charge) == (1500, "succeeded", pi.latest_charge)
+        assert rest.amount == 3500
+        charge = sdk.v1.charges.retrieve(str(pi.latest_charge))
+        assert (charge.amount_refunded, charge.refunded) == (5000, True)
+        assert [r.id for r in sdk.v1.refunds.list({"payment_intent": pi.id}).data] == [rest.id, partial.id]
+        assert exc.value.code == "charge_already_refunded"
+        assert [e["data"]["object"]["amount_refunded"] for e in fake.events("charge.refunded")] == [
+            1500,
+            5000,
+        ]
+
+    def test_refund_above_the_unrefunded_amount_is_amount_too_large(self, sdk: stripe.StripeClient) -> None:
+        cus = _customer(sdk)
+        pi = _charge(sdk, cus.id, "pm_card_visa", amount=5000)
+        sdk.v1.refunds.create({"payment_intent": pi.id, "amount": 4000})
+
+        with pytest.raises(stripe.InvalidRequestError) as exc:
+            sdk.v1.refunds.create({"payment_intent": pi.id, "amount": 1001})
+
+        assert (exc.value.http_status, exc.value.code, exc.value.param) == (400, "amount_too_large", "amount")
+        assert "$10.01" in str(exc.value.user_message) and "$10.00" in str(exc.value.user_message)
+
+    def test_dispute_control_creates_a_dispute_and_event(
+        self, fake: FakeStripe, sdk: stripe.StripeClient
+    ) -> None:
+        cus = _customer(sdk)
+        pi = _charge(sdk, cus.id, "pm_card_visa")
+
+        created = fake.create_dispute(pi.id, reason="fraudulent")
+
+        dispute = sdk.v1.disputes.retrieve(created["id"])
+        assert isinstance(dispute, stripe.Dispute)
+        assert (dispute.amount, dispute.reason, dispute.status) == (2500, "fraudulent", "needs_response")
+        assert (dispute.charge, dispute.payment_intent) == (pi.latest_charge, pi.id)
+        assert sdk.v1.charges.retrieve(str(pi.latest_charge)).disputed is True
+        assert fake.events("charge.dispute.created")[0]["data"]["object"]["id"] == dispute.id
+
+
+class TestEvents:
+    def test_events_list_and_retrieve_parse(self, sdk: stripe.StripeClient) -> None:
+        cus = _customer(sdk)
+        _charge(sdk, cus.id, "pm_card_visa")
+
+        succeeded = sdk.v1.events.list({"type": "payment_intent.succeeded"})
+        event = sdk.v1.events.retrieve(succeeded.data[0].id)
+
+        assert isinstance(event, stripe.Event)
+        assert event.type == "payment_intent.succeeded"
+        assert event.data.object["object"] == "payment_intent"
+        assert event.request.idempotency_key is not None  # the SDK sends one on every POST
+
+
+class TestWebhooks:
+    def test_signed_delivery_verifies_with_the_sdk(self, fake: FakeStripe, sdk: stripe.StripeClient) -> None:
+        endpoint = fake.add_webhook_endpoint(enabled_events=["payment_intent.succeeded"])
+        cus = _customer(sdk)
+        pi = _charge(sdk, cus.id, "pm_card_visa")
+        (pending,) = fake.pending_webhooks(endpoint)
+
+        payload, headers = fake.sign(pending["id"], secret=endpoint.secret)
+        event = stripe.Webhook.construct_event(payload, headers["Stripe-Signature"], endpoint.secret)
+
+        assert endpoint.secret.startswith("whsec_")
+        assert event.id == pending["id"] and event.type == "payment_intent.succeeded"
+        assert event.data.object["id"] == pi.id
+        with pytest.raises(stripe.SignatureVerificationError):
+            stripe.Webhook.construct_event(payload, headers["Stripe-Signature"], "whsec_other")
+
+    def test_delivers_to_a_handler_and_keeps_failed_deliveries_queued(
+        self, fake: FakeStripe, sdk: stripe.StripeClient
+    ) -> None:
+        endpoint = fake.add_webhook_endpoint()
+        _customer(sdk)
+        received: list[str] = []
+
+        failed = fake.deliver_webhooks(handler=lambda body, headers: 500)
+        delivered = fake.deliver_webhooks(
+            handler=lambda body, headers: received.append(json.loads(body)["type"]) or 200
+        )
+
+        assert [d.status for d in failed] == [500]
+        assert [d.status for d in delivered] == [200] and received == ["customer.created"]
+        assert fake.pending_webhooks(endpoint) == []
+
+    def test_posts_to_a_url_endpoint(self, fake: FakeStripe, sdk: stripe.StripeClient) -> None:
+        with FakeStripe() as receiver_host:  # any local HTTP server works as a receiver; reuse the fake's
+            url = f"{receiver_host.url}/v1/customers"
+            endpoint = fake.add_webhook_endpoint(url)
+            _customer(sdk)
+
+            (delivery,) = fake.deliver_webhooks()
+
+        assert delivery.status == 401  # the receiving fake wants an API key: the POST did arrive
+        assert fake.pending_webhooks(endpoint) != []
+
+
+class TestFaults:
+    def test_timeout_after_processing_leaves_the_object_created(
+        self, fake: FakeStripe, sdk: stripe.StripeClient
+    ) -> None:
+        fake.fail_next("timeout", path="/v1/customers")
+
+        with pytest.raises(stripe.APIConnectionError):
+            _customer(sdk)
+
+        assert len(fake.objects("customer")) == 1
+        assert fake.requests[-1].status is None
+
+    def test_rate_limit_has_retry_after(self, fake: FakeStripe, sdk: stripe.StripeClient) -> None:
+        fake.fail_next("429", retry_after=7)
+
+        with pytest.raises(stripe.RateLimitError) as exc:
+            _customer(sdk)
+
+        assert exc.value.http_status == 429 and exc.value.headers["Retry-After"] == "7"
+        assert fake.objects("customer") == []
+
+    def test_server_error_and_malformed_body(self, fake: FakeStripe, sdk: stripe.StripeClient) -> None:
+        fake.fail_next("500")
+        fake.fail_next("malformed")
+
+        with pytest.raises(stripe.APIError) as five_hundred:
+            _customer(sdk)
+        with pytest.raises(stripe.APIError) as malformed:
+            _customer(sdk)
+
+        assert five_hundred.value.http_status == 500
+        assert "Invalid response body" in str(malformed.value)
+        assert len(fake.objects("customer")) == 1  # the 500 did nothing; the garbled answer hid a success
+
+    def test_disconnect_is_a_connection_error(self, fake: FakeStripe, sdk: stripe.StripeClient) -> None:
+        fake.fail_next("disconnect")
+
+        with pytest.raises(stripe.APIConnectionError):
+            _customer(sdk)
+
+        assert len(fake.objects("customer")) == 1
+
+
+_SPECS = Path(
+    os.environ.get("REVFLOW_STRIPE_SPECS", Path(__file__).resolve().parents[3] / "shared/specs/stripe")
+)
+
+
+@pytest.mark.skipif(not (_SPECS / "fixtures3.json").exists(), reason=f"Stripe fixtures not found at {_SPECS}")
+class TestShapesMatchStripeFixtures:
+    """Every field the fake renders exists in Stripe's published fixture of that object."""
+
+    def test_objects_use_only_published_fields(self, fake: FakeStripe, sdk: stripe.StripeClient) -> None:
+        fixtures = json.loads((_SPECS / "fixtures3.json").read_text())["resources"]
+        cus = _customer(sdk)
+        sdk.v1.setup_intents.create({"customer": cus.id})
+        pi = _charge(sdk, cus.id, "pm_card_visa")
+        sdk.v1.refunds.create({"payment_intent": pi.id, "amount": 100})
+        fake.create_dispute(pi.id)
+        sdk.v1.payment_methods.attach("pm_usBankAccount", {"customer": cus.id})
+
+        for kind in (
+            "customer",
+            "setup_intent",
+            "payment_method",
+            "payment_intent",
+            "charge",
+            "refund",
+            "dispute",
+            "event",
+        ):
+            published = set(fixtures[kind])
+            for obj in fake.objects(kind):
+                extra = set(obj) - published - _KNOWN_NEWER_OR_TYPE_SPECIFIC.get(kind, set())
+                assert not extra, f"{kind} renders fields Stripe does not publish: {sorted(extra)}"
+                assert {"id", "object", "created"} <= set(obj) or kind == "event"
+
+    def test_test_tokens_cover_the_documented_set(self) -> None:
+        documented = {
+            "pm_card_visa",
+            "pm_card_mastercard",
+            "pm_card_chargeDeclined",
+            "pm_card_chargeDeclinedInsufficientFunds",
+            "pm_card_chargeDeclinedExpiredCard",
+            "pm_card_chargeDeclinedStolenCard",
+            "pm_card_authenticationRequired",
+            "pm_usBankAccount",
+        }
+
+        assert documented <= set(TEST_TOKENS)
+
+
+#: Fields the fixture's sample leaves out: per-type sub-objects (the sample is a card) and timestamps.
+_KNOWN_NEWER_OR_TYPE_SPECIFIC: dict[str, set[str]] = {
+    "payment_method": {"us_bank_account"},
+}

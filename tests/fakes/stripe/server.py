@@ -503,6 +503,7 @@ class FakeStripe:
 class _RequestHandler(BaseHTTPRequestHandler):
     owner: FakeStripe
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def do_GET(self) -> None:
         self.owner._serve(self, "GET")
