@@ -636,4 +636,7 @@ class TestShapesMatchStripeFixtures:
 #: Fields the fixture's sample leaves out: per-type sub-objects (the sample is a card) and timestamps.
 _KNOWN_NEWER_OR_TYPE_SPECIFIC: dict[str, set[str]] = {
     "payment_method": {"us_bank_account"},
+    # The SDK's API version (stripe.api_version) takes ``allowed_payment_method_types``; 2023-08-16 did not.
+    "payment_intent": {"allowed_payment_method_types"},
+    "setup_intent": {"allowed_payment_method_types"},
 }

@@ -20,6 +20,7 @@ _CUSTOMER = {
     "preferred_locales", "shipping", "tax_exempt", "payment_method",
 }  # fmt: skip
 _PI = {
+    "allowed_payment_method_types",
     "amount", "currency", "customer", "payment_method", "payment_method_types", "confirm", "off_session",
     "description", "metadata", "receipt_email", "setup_future_usage", "statement_descriptor",
     "statement_descriptor_suffix", "capture_method", "confirmation_method", "error_on_requires_action",
@@ -30,6 +31,7 @@ _PI_CONFIRM = {
     "payment_method_options", "receipt_email", "setup_future_usage",
 }  # fmt: skip
 _SI = {
+    "allowed_payment_method_types",
     "customer", "payment_method_types", "usage", "metadata", "description", "payment_method", "confirm",
     "mandate_data", "return_url", "payment_method_options", "automatic_payment_methods",
 }  # fmt: skip

@@ -483,7 +483,8 @@ class State:
         customer = p.get("customer")
         if customer:
             self.get("customer", str(customer), param="customer")
-        types = _types(p.get("payment_method_types"))
+        allowed = p.get("allowed_payment_method_types")
+        types = _types(allowed if allowed is not None else p.get("payment_method_types"))
         si_id = new_id("seti_")
         si: Obj = {
             "id": si_id,
@@ -507,6 +508,7 @@ class State:
             "payment_method_configuration_details": None,
             "payment_method_options": _pm_options(types),
             "payment_method_types": types,
+            "allowed_payment_method_types": types if allowed is not None else None,
             "single_use_mandate": None,
             "status": "requires_payment_method",
             "usage": p.get("usage", "off_session"),
@@ -590,7 +592,8 @@ class State:
         customer = p.get("customer") or None
         if customer:
             self.get("customer", str(customer), param="customer")
-        types = _types(p.get("payment_method_types"))
+        allowed = p.get("allowed_payment_method_types")
+        types = _types(allowed if allowed is not None else p.get("payment_method_types"))
         pi_id = new_id("pi_")
         pi: Obj = {
             "id": pi_id,
@@ -621,6 +624,7 @@ class State:
             "payment_method_configuration_details": None,
             "payment_method_options": _pm_options(types),
             "payment_method_types": types,
+            "allowed_payment_method_types": types if allowed is not None else None,
             "processing": None,
             "receipt_email": p.get("receipt_email") or None,
             "review": None,
