@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import stripe
 
 from tests.fakes.stripe import TEST_TOKENS, FakeStripe
 from tests.fakes.stripe.forms import decode_form
+from tests.fakes.stripe.routes import ROUTES
 
 
 @pytest.fixture
@@ -589,35 +591,7 @@ _SPECS = Path(
 )
 
 
-@pytest.mark.skipif(not (_SPECS / "fixtures3.json").exists(), reason=f"Stripe fixtures not found at {_SPECS}")
-class TestShapesMatchStripeFixtures:
-    """Every field the fake renders exists in Stripe's published fixture of that object."""
-
-    def test_objects_use_only_published_fields(self, fake: FakeStripe, sdk: stripe.StripeClient) -> None:
-        fixtures = json.loads((_SPECS / "fixtures3.json").read_text())["resources"]
-        cus = _customer(sdk)
-        sdk.v1.setup_intents.create({"customer": cus.id})
-        pi = _charge(sdk, cus.id, "pm_card_visa")
-        sdk.v1.refunds.create({"payment_intent": pi.id, "amount": 100})
-        fake.create_dispute(pi.id)
-        sdk.v1.payment_methods.attach("pm_usBankAccount", {"customer": cus.id})
-
-        for kind in (
-            "customer",
-            "setup_intent",
-            "payment_method",
-            "payment_intent",
-            "charge",
-            "refund",
-            "dispute",
-            "event",
-        ):
-            published = set(fixtures[kind])
-            for obj in fake.objects(kind):
-                extra = set(obj) - published - _KNOWN_NEWER_OR_TYPE_SPECIFIC.get(kind, set())
-                assert not extra, f"{kind} renders fields Stripe does not publish: {sorted(extra)}"
-                assert {"id", "object", "created"} <= set(obj) or kind == "event"
-
+class TestTestTokens:
     def test_test_tokens_cover_the_documented_set(self) -> None:
         documented = {
             "pm_card_visa",
@@ -633,10 +607,138 @@ class TestShapesMatchStripeFixtures:
         assert documented <= set(TEST_TOKENS)
 
 
-#: Fields the fixture's sample leaves out: per-type sub-objects (the sample is a card) and timestamps.
-_KNOWN_NEWER_OR_TYPE_SPECIFIC: dict[str, set[str]] = {
-    "payment_method": {"us_bank_account"},
-    # The SDK's API version (stripe.api_version) takes ``allowed_payment_method_types``; 2023-08-16 did not.
-    "payment_intent": {"allowed_payment_method_types"},
-    "setup_intent": {"allowed_payment_method_types"},
-}
+@pytest.fixture(scope="module")
+def openapi() -> dict[str, Any]:
+    yaml = pytest.importorskip("yaml")
+    path = _SPECS / "spec3-2023-08-16.yaml"
+    if not path.exists() or not (_SPECS / "fixtures3.json").exists():
+        pytest.skip(f"Stripe OpenAPI spec and fixtures not found in {_SPECS} (set REVFLOW_STRIPE_SPECS)")
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with path.open() as f:
+        spec: dict[str, Any] = yaml.load(f, Loader=loader)
+    return spec
+
+
+def _spec_path(spec: dict[str, Any], path: str) -> dict[str, Any] | None:
+    shape = re.sub(r"\{[^}]+\}", "{}", path)
+    for candidate, ops in spec["paths"].items():
+        if re.sub(r"\{[^}]+\}", "{}", candidate) == shape:
+            return dict(ops)
+    return None
+
+
+def _route_path(route: Any) -> str:
+    return route.pattern.pattern.strip("^$").replace("([^/]+)", "{id}")
+
+
+#: Parameters the SDK's API version (``stripe.api_version``) sends that the 2023-08-16 spec does not have yet.
+_NEWER_PARAMS = {"allowed_payment_method_types"}
+
+
+class TestFollowsTheOpenApiSpec:
+    """The fake's paths, parameters and objects against Stripe's published OpenAPI description."""
+
+    def test_every_route_and_parameter_is_published(self, openapi: dict[str, Any]) -> None:
+        for route in ROUTES:
+            path = _route_path(route)
+            ops = _spec_path(openapi, path)
+            assert ops is not None, f"{path} is not a Stripe path"
+            op = ops.get(route.method.lower())
+            assert op is not None, f"{route.method} {path} is not a Stripe operation"
+            if route.method == "POST":
+                schema = op["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]
+                published = set(schema.get("properties", {}))
+            else:
+                published = {p["name"] for p in op.get("parameters", []) if p["in"] == "query"}
+            unknown = set(route.params) - published - _NEWER_PARAMS
+            assert not unknown, f"{route.method} {path} accepts unpublished parameters {sorted(unknown)}"
+
+    def test_objects_have_the_required_fields_and_no_unpublished_ones(
+        self, openapi: dict[str, Any], fake: FakeStripe, sdk: stripe.StripeClient
+    ) -> None:
+        """Required fields of the 2023-08-16 schema are present; every field rendered is in that schema or in
+        ``fixtures3.json`` (Stripe's newer sample objects, e.g. ``display_brand``)."""
+        schemas = openapi["components"]["schemas"]
+        fixtures = json.loads((_SPECS / "fixtures3.json").read_text())["resources"]
+        cus = _customer(sdk)
+        si = sdk.v1.setup_intents.create({"customer": cus.id})
+        sdk.v1.setup_intents.confirm(si.id, {"payment_method": "pm_card_visa"})
+        pi = _charge(sdk, cus.id, "pm_card_visa")
+        with pytest.raises(stripe.CardError):
+            _charge(sdk, cus.id, "pm_card_chargeDeclined")
+        sdk.v1.refunds.create({"payment_intent": pi.id, "amount": 100})
+        fake.create_dispute(pi.id)
+        bank = sdk.v1.payment_methods.attach("pm_usBankAccount", {"customer": cus.id})
+        fake.settle_ach(_charge(sdk, cus.id, bank.id).id)
+
+        checked = 0
+        for kind in (
+            "customer",
+            "setup_intent",
+            "payment_method",
+            "payment_intent",
+            "charge",
+            "refund",
+            "dispute",
+            "event",
+        ):
+            for obj in fake.objects(kind):
+                checked += _assert_shape(schemas, kind, obj, fixtures.get(kind))
+                if kind == "payment_method":
+                    sub = obj["type"]
+                    checked += _assert_shape(
+                        schemas, f"payment_method_{sub}", obj[sub], fixtures[kind].get(sub)
+                    )
+                if kind == "charge":
+                    sub = obj["payment_method_details"]["type"]
+                    checked += _assert_shape(
+                        schemas,
+                        f"payment_method_details_{sub}",
+                        obj["payment_method_details"][sub],
+                        fixtures[kind]["payment_method_details"].get(sub),
+                    )
+                    if obj["outcome"] is not None:
+                        checked += _assert_shape(
+                            schemas, "charge_outcome", obj["outcome"], fixtures[kind]["outcome"]
+                        )
+                if kind == "payment_intent" and obj["last_payment_error"] is not None:
+                    checked += _assert_shape(schemas, "api_errors", obj["last_payment_error"], None)
+                if kind == "dispute":
+                    checked += _assert_shape(
+                        schemas, "dispute_evidence", obj["evidence"], fixtures[kind]["evidence"]
+                    )
+
+        assert checked > 30
+
+    def test_error_objects_use_published_fields_and_types(
+        self, openapi: dict[str, Any], sdk: stripe.StripeClient
+    ) -> None:
+        schema = openapi["components"]["schemas"]["api_errors"]
+        errors: list[stripe.StripeError] = []
+        cus = _customer(sdk)
+        for call in (
+            lambda: sdk.v1.customers.retrieve("cus_missing0000000"),
+            lambda: _charge(sdk, cus.id, "pm_card_chargeDeclinedStolenCard"),
+            lambda: sdk.v1.customers.create({"email": "x@example.com"}, {"idempotency_key": "k"}),
+            lambda: sdk.v1.customers.create({"email": "y@example.com"}, {"idempotency_key": "k"}),
+        ):
+            try:
+                call()
+            except stripe.StripeError as exc:
+                errors.append(exc)
+
+        assert len(errors) == 3
+        for exc in errors:
+            body = exc.json_body["error"]  # type: ignore[index]
+            assert set(body) <= set(schema["properties"]), sorted(set(body) - set(schema["properties"]))
+            assert body["type"] in schema["properties"]["type"]["enum"]
+
+
+def _assert_shape(schemas: dict[str, Any], name: str, obj: dict[str, Any], fixture: Any) -> int:
+    schema = schemas[name]
+    published = set(schema.get("properties", {})) | set(fixture or {}) | _NEWER_PARAMS
+    missing = set(schema.get("required", [])) - set(obj)
+    extra = set(obj) - published
+    assert not missing, f"{name} {obj.get('id')} lacks required {sorted(missing)}"
+    assert not extra, f"{name} {obj.get('id')} has unpublished {sorted(extra)}"
+    return 1

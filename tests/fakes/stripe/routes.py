@@ -14,7 +14,8 @@ __all__ = ["ROUTES", "Route", "match"]
 
 Handler = Callable[[State, list[str], Obj], Obj]
 
-_LIST = {"limit", "starting_after", "ending_before", "created"}
+_PAGE = {"limit", "starting_after", "ending_before"}
+_LIST = _PAGE | {"created"}
 _CUSTOMER = {
     "address", "balance", "description", "email", "invoice_settings", "metadata", "name", "phone",
     "preferred_locales", "shipping", "tax_exempt", "payment_method",
@@ -54,7 +55,8 @@ def _r(
     list_url: Callable[[list[str]], str] | None = None,
 ) -> Route:
     regex = "^" + re.sub(r"\{[a-z_]+\}", r"([^/]+)", path) + "$"
-    return Route(method, re.compile(regex), frozenset(params | {"expand"}), handler, list_url)
+    expandable = set() if method == "DELETE" else {"expand"}  # Stripe's deletes return no expandable object
+    return Route(method, re.compile(regex), frozenset(params | expandable), handler, list_url)
 
 
 def _listed(coll_items: Callable[[State, list[str], Obj], list[Obj]]) -> Handler:
@@ -95,7 +97,7 @@ ROUTES: list[Route] = [
     _r(
         "GET",
         "/v1/customers/{id}/payment_methods",
-        _LIST | {"type", "allow_redisplay"},
+        _PAGE | {"type"},
         _listed(lambda s, a, p: s.customer_payment_methods(a[0], p)),
         lambda a: f"/v1/customers/{a[0]}/payment_methods",
     ),
@@ -111,7 +113,7 @@ ROUTES: list[Route] = [
     _r(
         "GET",
         "/v1/payment_methods",
-        _LIST | {"customer", "type"},
+        _PAGE | {"customer", "type"},
         _listed(lambda s, a, p: s.customer_payment_methods(str(p.get("customer") or ""), p)),
         lambda a: "/v1/payment_methods",
     ),
@@ -126,7 +128,7 @@ ROUTES: list[Route] = [
     _r(
         "POST",
         "/v1/payment_methods/{id}",
-        {"billing_details", "card", "metadata", "allow_redisplay"},
+        {"billing_details", "card", "metadata"},
         lambda s, a, p: s.update_payment_method(a[0], p),
     ),
     # setup intents
@@ -196,7 +198,7 @@ ROUTES: list[Route] = [
     _r(
         "GET",
         "/v1/charges/{id}/refunds",
-        _LIST,
+        _PAGE,
         _listed(lambda s, a, p: s.list_refunds({"charge": s.get("charge", a[0])["id"]})),
         lambda a: f"/v1/charges/{a[0]}/refunds",
     ),
