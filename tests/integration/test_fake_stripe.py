@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +198,48 @@ class TestIdempotency:
         assert again.value.error.payment_intent.id == first.value.error.payment_intent.id
         assert again.value.headers["Idempotent-Replayed"] == "true"
         assert len(fake.objects("payment_intent")) == 1
+
+    def test_keys_expire_after_24_hours(self, fake: FakeStripe, sdk: stripe.StripeClient) -> None:
+        first = sdk.v1.customers.create({"email": "a@example.com"}, {"idempotency_key": "rf-cus-3"})
+        fake.advance_time(24 * 3600)
+
+        later = sdk.v1.customers.create({"email": "a@example.com"}, {"idempotency_key": "rf-cus-3"})
+
+        assert later.id != first.id
+        assert "Idempotent-Replayed" not in later.last_response.headers
+
+    def test_keys_longer_than_255_characters_are_refused(self, sdk: stripe.StripeClient) -> None:
+        with pytest.raises(stripe.InvalidRequestError) as exc:
+            sdk.v1.customers.create({"email": "a@example.com"}, {"idempotency_key": "k" * 256})
+
+        assert exc.value.http_status == 400
+
+
+class TestExpandAndLimits:
+    def test_expand_replaces_ids_with_objects_in_lists_too(self, sdk: stripe.StripeClient) -> None:
+        cus = _customer(sdk)
+        pi = _charge(sdk, cus.id, "pm_card_visa")
+
+        single = sdk.v1.payment_intents.retrieve(pi.id, {"expand": ["latest_charge", "customer"]})
+        listed = sdk.v1.payment_intents.list({"customer": cus.id, "expand": ["data.latest_charge"]})
+
+        assert isinstance(single.customer, stripe.Customer) and single.customer.id == cus.id
+        assert isinstance(single.latest_charge, stripe.Charge) and single.latest_charge.id == pi.latest_charge
+        assert isinstance(listed.data[0].latest_charge, stripe.Charge)
+
+    def test_expanding_a_plain_field_is_refused(self, sdk: stripe.StripeClient) -> None:
+        cus = _customer(sdk)
+
+        with pytest.raises(stripe.InvalidRequestError) as exc:
+            sdk.v1.customers.retrieve(cus.id, {"expand": ["email"]})
+
+        assert (exc.value.http_status, exc.value.param) == (400, "expand")
+
+    def test_limit_above_100_is_refused(self, sdk: stripe.StripeClient) -> None:
+        with pytest.raises(stripe.InvalidRequestError) as exc:
+            sdk.v1.customers.list({"limit": 101})
+
+        assert (exc.value.code, exc.value.param) == ("parameter_invalid_integer", "limit")
 
 
 class TestPaymentMethods:
@@ -541,6 +585,46 @@ class TestWebhooks:
 
         assert delivery.status == 401  # the receiving fake wants an API key: the POST did arrive
         assert fake.pending_webhooks(endpoint) != []
+
+    def test_auto_delivery_posts_signed_events_to_a_listening_endpoint(
+        self, fake: FakeStripe, sdk: stripe.StripeClient
+    ) -> None:
+        received: list[stripe.Event] = []
+        secret = "whsec_receivertest"
+        arrived = threading.Event()
+
+        class Receiver(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append(
+                    stripe.Webhook.construct_event(body, self.headers["Stripe-Signature"], secret)
+                )
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                arrived.set()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        try:
+            fake.auto_deliver = True
+            endpoint = fake.add_webhook_endpoint(
+                f"http://127.0.0.1:{server.server_address[1]}/hook",
+                secret=secret,
+                enabled_events=["customer.created"],
+            )
+            cus = _customer(sdk)
+            assert arrived.wait(10)
+        finally:
+            server.shutdown()
+            server.server_close()
+
+        assert [(e.type, e.data.object["id"]) for e in received] == [("customer.created", cus.id)]
+        assert fake.pending_webhooks(endpoint) == []
 
 
 class TestFaults:

@@ -10,7 +10,13 @@ from datetime import UTC, datetime
 import pytest
 
 from revflow.adapters.payments.stripe import StripeGateway
-from revflow.services.ports import ChargeRequest, GatewayError, PaymentGateway, WebhookSignatureError
+from revflow.services.ports import (
+    ChargeRequest,
+    GatewayError,
+    GatewayUnavailable,
+    PaymentGateway,
+    WebhookSignatureError,
+)
 from tests.fakes.stripe import FakeStripe, WebhookEndpoint
 
 
@@ -254,6 +260,19 @@ class TestUnknownOutcome:
         assert found is not None
         assert (found.status, found.decline_code) == ("failed", "insufficient_funds")
 
+    def test_sdk_retries_reuse_the_idempotency_key(self, fake: FakeStripe) -> None:
+        gw = StripeGateway(fake.secret_key, api_base=fake.url, timeout=2.0, max_network_retries=1)
+        customer = _customer(gw)
+        fake.fail_next("disconnect", path="/v1/payment_intents")
+
+        result = gw.charge(_request(customer, "pm_card_visa"))
+
+        assert result.status == "succeeded"
+        assert len(fake.objects("payment_intent")) == 1
+        attempts = [r for r in fake.requests if r.path == "/v1/payment_intents"]
+        assert [r.replayed for r in attempts] == [False, True]
+        assert len({r.idempotency_key for r in attempts}) == 1
+
 
 class TestRefunds:
     def test_partial_then_rest_then_over_refund(self, fake: FakeStripe, gw: StripeGateway) -> None:
@@ -290,6 +309,21 @@ class TestRefunds:
             gw.refund(gateway_ref=paid.gateway_ref, amount=5_001, idempotency_key="cn_1")
 
         assert exc.value.code == "amount_too_large"
+
+    def test_refund_timeout_is_unavailable_and_the_retry_refunds_once(
+        self, fake: FakeStripe, gw: StripeGateway
+    ) -> None:
+        customer = _customer(gw)
+        paid = gw.charge(_request(customer, "pm_card_visa", amount=5_000))
+        assert paid.gateway_ref is not None
+        fake.fail_next("timeout", path="/v1/refunds")
+
+        with pytest.raises(GatewayUnavailable):
+            gw.refund(gateway_ref=paid.gateway_ref, amount=2_000, idempotency_key="cn_7")
+        retried = gw.refund(gateway_ref=paid.gateway_ref, amount=2_000, idempotency_key="cn_7")
+
+        (stored,) = fake.objects("refund")
+        assert retried.gateway_ref == stored["id"] and retried.amount == 2_000
 
 
 class TestListPayments:

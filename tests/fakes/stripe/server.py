@@ -39,6 +39,9 @@ FaultKind = Literal["timeout", "timeout_before", "disconnect", "500", "429", "ma
 WebhookHandler = Callable[[bytes, dict[str, str]], int]
 
 _ALNUM = string.ascii_letters + string.digits
+#: https://docs.stripe.com/api/idempotent_requests: keys up to 255 characters, pruned after 24 hours.
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+IDEMPOTENCY_KEY_TTL = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,7 @@ class _Stored:
     status: int
     body: bytes
     request_id: str
+    created: int
 
 
 class FakeStripe:
@@ -462,7 +466,13 @@ class FakeStripe:
         fingerprint: str,
     ) -> tuple[int, bytes, bool, Obj]:
         if method == "POST" and idem_key:
+            if len(idem_key) > IDEMPOTENCY_KEY_MAX_LENGTH:
+                raise invalid_request(
+                    f"Invalid Idempotency-Key: must be at most {IDEMPOTENCY_KEY_MAX_LENGTH} characters long",
+                )
             stored = self._idempotency.get((key, idem_key))
+            if stored is not None and self.state.now() - stored.created >= IDEMPOTENCY_KEY_TTL:
+                stored = None  # Stripe prunes keys after 24 hours: the key is new again
             if stored is not None:
                 if stored.fingerprint != fingerprint:
                     raise ApiError(
@@ -491,7 +501,9 @@ class FakeStripe:
         finally:
             self.state.request = None
         if method == "POST" and idem_key:
-            self._idempotency[(key, idem_key)] = _Stored(fingerprint, status, payload, request_id)
+            self._idempotency[(key, idem_key)] = _Stored(
+                fingerprint, status, payload, request_id, self.state.now()
+            )
         return status, payload, False, params
 
     def _key_ok(self, key: str) -> bool:
