@@ -370,7 +370,6 @@ class FakeStripe:
                     code="rate_limit",
                 )
                 headers["Retry-After"] = str(fault.retry_after)
-                headers["Stripe-Should-Retry"] = "true"
             record(err.status)
             _write(req, err.status, _dump(err.body(request_id)), headers)
             return

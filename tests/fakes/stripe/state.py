@@ -83,6 +83,7 @@ class State:
         self.endpoints: list[WebhookEndpoint] = []
         self.request: RequestInfo | None = None
         self._used_once: set[str] = set()  # PaymentMethods detached or used without a customer: not reusable
+        self._spec_map: dict[str, TestToken] = {}  # PaymentMethod id → the test token it was made from
 
     # ----------------------------------------------------------------------------------------- helpers
     def now(self) -> int:
@@ -372,19 +373,11 @@ class State:
                 "routing_number": spec.routing_number,
                 "status_details": {},
             }
-        self._specs[pm["id"]] = spec
+        self._spec_map[pm["id"]] = spec
         return pm
 
-    @property
-    def _specs(self) -> dict[str, TestToken]:
-        specs: dict[str, TestToken] | None = getattr(self, "_spec_map", None)
-        if specs is None:
-            specs = {}
-            self._spec_map = specs
-        return specs
-
     def spec_of(self, pm: Obj) -> TestToken | None:
-        return self._specs.get(pm["id"])
+        return self._spec_map.get(pm["id"])
 
     def attach_payment_method(self, ident: str, p: Obj) -> Obj:
         customer_id = p.get("customer")
