@@ -469,6 +469,12 @@ class TestPaymentIntents:
         assert listed == list(reversed(mine))
         assert [p.id for p in found.data] == [mine[1]]
 
+    def test_unknown_currency_is_refused(self, sdk: stripe.StripeClient) -> None:
+        with pytest.raises(stripe.InvalidRequestError) as exc:
+            sdk.v1.payment_intents.create({"amount": 1000, "currency": "xyz"})
+
+        assert (exc.value.http_status, exc.value.param) == (400, "currency")
+
     def test_amount_below_the_minimum_is_refused(self, sdk: stripe.StripeClient) -> None:
         with pytest.raises(stripe.InvalidRequestError) as exc:
             sdk.v1.payment_intents.create({"amount": 10, "currency": "usd"})

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pycountry
+
 from .errors import card_error, invalid_request, resource_missing
 from .testcards import TEST_TOKENS, TestToken
 
@@ -576,6 +578,10 @@ class State:
                 )
         amount = _int(p["amount"], "amount")
         currency = str(p["currency"]).lower()
+        if pycountry.currencies.get(alpha_3=currency.upper()) is None:
+            raise invalid_request(
+                f"Invalid currency: {currency}.", code="parameter_invalid_string", param="currency"
+            )
         if amount < MIN_CHARGE.get(currency, 1):
             raise invalid_request(
                 f"Amount must be at least {MIN_CHARGE.get(currency, 1)} {currency}",
