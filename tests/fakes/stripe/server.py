@@ -345,7 +345,10 @@ class FakeStripe:
         if idem_key and method == "POST":
             headers["Idempotency-Key"] = idem_key
         fault = self._take_fault(method, path)
-        params: Obj = {}
+        try:
+            params: Obj = decode_form(body if method == "POST" else split.query)
+        except FormError:
+            params = {}
 
         def record(status: int | None, replayed: bool = False) -> None:
             with self.lock:
