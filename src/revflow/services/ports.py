@@ -11,10 +11,18 @@ from typing import Any, Literal, Protocol
 from revflow.domain.clock import Clock
 
 __all__ = [
+    "BILLING_FIELDS",
     "ChargeRequest",
     "ChargeResult",
     "ChargeStatus",
     "Clock",
+    "ConnectorError",
+    "CrmChange",
+    "CrmChangePage",
+    "CrmCompany",
+    "CrmConnector",
+    "CrmDeal",
+    "CrmWebhookSource",
     "DocumentLine",
     "DocumentParty",
     "GatewayError",
@@ -27,6 +35,8 @@ __all__ = [
     "PaymentMethodInfo",
     "PdfRenderer",
     "QuoteDocument",
+    "RateLimitStatus",
+    "RateLimited",
     "RefundResult",
     "SetupSession",
     "WebhookSignatureError",
@@ -293,4 +303,142 @@ class PaymentGateway(Protocol):
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> GatewayEvent:
         """Verify the signature (raises WebhookSignatureError) and normalise the event (raises ValueError for
         malformed JSON)."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------------------
+# CRM: one Protocol per role. Adapters: ``adapters/crm/hubspot`` and ``adapters/crm/salesforce``, one package
+# per vendor (client.py, mapping.py, webhooks.py, consts.py). Revflow customers map to CRM companies/accounts,
+# subscriptions to deals/opportunities; the mapping itself lives in Revflow's entity-mapping table.
+# ---------------------------------------------------------------------------------------------------------
+
+
+class ConnectorError(Exception):
+    """A vendor call failed. ``retryable`` tells the sync job whether to try again later."""
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None, retryable: bool):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.retryable = retryable
+
+
+class RateLimited(ConnectorError):
+    """The vendor answered 429 (or its equivalent); try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float, status: int | None = 429):
+        super().__init__(message, code="rate_limited", status=status, retryable=True)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitStatus:
+    """What the vendor's last answer said about the caller's remaining budget (None: not reported)."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    window_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CrmCompany:
+    """A HubSpot company / Salesforce Account. ``properties`` carries the billing fields Revflow maintains,
+    by Revflow's names (see ``BILLING_FIELDS``); adapters translate them to the vendor's property names."""
+
+    external_id: str | None
+    name: str
+    domain: str | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CrmDeal:
+    """A HubSpot deal / Salesforce Opportunity."""
+
+    external_id: str | None
+    name: str
+    company_external_id: str | None = None
+    stage: str | None = None  # the vendor's stage id, e.g. "closedwon" / "Closed Won"
+    won: bool = False  # the stage counts as closed-won
+    plan_code: str | None = None  # Revflow plan code, from the deal's plan property
+    amount: Decimal | None = None
+    currency: str | None = None
+    properties: dict[str, str] = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+
+#: Billing fields Revflow pushes to CRM companies and deals (Revflow's names; values are strings, amounts in
+#: major units with a "." decimal separator, dates ISO 8601).
+BILLING_FIELDS = (
+    "revflow_id",
+    "plan",
+    "mrr",
+    "currency",
+    "status",
+    "next_renewal",
+    "payment_status",
+    "overdue_balance",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CrmChange:
+    """An inbound change notification (webhook) about one CRM object; ``event_id`` is the dedupe key."""
+
+    event_id: str
+    object_type: Literal["company", "deal"]
+    external_id: str
+    change: Literal["created", "updated", "deleted"]
+    occurred_at: datetime
+    property_name: str | None = None
+    property_value: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CrmChangePage:
+    """Objects modified since a cursor (polling), oldest first, and the cursor to continue from."""
+
+    companies: list[CrmCompany]
+    deals: list[CrmDeal]
+    cursor: str | None  # opaque; None when the vendor returned nothing new (keep the old cursor)
+    has_more: bool = False
+
+
+class CrmConnector(Protocol):
+    """Outbound and polling sync with a CRM. Calls raise ConnectorError / RateLimited; never return None for
+    an object that should exist."""
+
+    system: str  # "hubspot" | "salesforce"
+
+    def upsert_company(self, company: CrmCompany) -> str:
+        """Create (``external_id`` None) or update the company; returns its external id. Creating is
+        idempotent on ``properties["revflow_id"]``: a retry after a lost answer finds the one created."""
+        ...
+
+    def upsert_deal(self, deal: CrmDeal) -> str:
+        """Create or update the deal, associated with ``company_external_id``; same idempotency rule."""
+        ...
+
+    def get_company(self, external_id: str) -> CrmCompany: ...
+
+    def get_deal(self, external_id: str) -> CrmDeal: ...
+
+    def changes_since(self, cursor: str | None, *, limit: int = 100) -> CrmChangePage:
+        """Companies and deals modified after ``cursor`` (None: from the beginning)."""
+        ...
+
+    def rate_limit(self) -> RateLimitStatus:
+        """Budget reported by the vendor's last answer."""
+        ...
+
+
+class CrmWebhookSource(Protocol):
+    """A CRM that pushes change notifications (HubSpot webhooks v3)."""
+
+    def parse_webhook(
+        self, payload: bytes, headers: Mapping[str, str], *, method: str, url: str
+    ) -> list[CrmChange]:
+        """Verify the signature (raises WebhookSignatureError, also for a stale timestamp) and parse (raises
+        ValueError for a malformed body)."""
         ...
