@@ -287,7 +287,8 @@ class FakeSalesforce:
             self.state.delete(sobject, record_id)
 
     def records(self, sobject: str) -> list[Obj]:
-        """Every stored record of ``sobject`` as the REST API renders it, oldest first."""
+        """Every stored record of ``sobject`` as the REST API renders it (numbers as ``Decimal``), oldest
+        first."""
         with self.lock:
             return [
                 self.state.render(sobject, r, self.api_version) for r in self.state.records[sobject].values()

@@ -1,0 +1,1 @@
+"""CRM connectors, one package per vendor, each implementing ``services.ports.CrmConnector``."""
