@@ -95,6 +95,8 @@ def translate(exc: Exception, action: str) -> ConnectorError:
         if isinstance(exc, SalesforceGeneralError) and exc.status == 429:
             return RateLimited(text, retry_after=CONCURRENT_LIMIT_RETRY_AFTER, status=429)
         retryable = isinstance(exc, SalesforceGeneralError) and exc.status >= 500
+        if retryable:
+            code = code or "SERVER_ERROR"
         if isinstance(exc, SalesforceResourceNotFound):
             code = code or "NOT_FOUND"
         elif isinstance(exc, SalesforceMoreThanOneRecord):
