@@ -484,6 +484,27 @@ class TestPolling:
         assert first.has_more is True
         assert ([c.external_id for c in second.companies], second.deals, second.has_more) == ([a2], [], False)
 
+    def test_an_object_with_more_rows_holds_the_other_back(
+        self, fake: FakeSalesforce, crm: SalesforceConnector
+    ) -> None:
+        fake.freeze_clock(T0)
+        a1 = crm.upsert_company(_company("cus_1"))
+        fake.advance_clock(1)
+        a2 = crm.upsert_company(_company("cus_2"))
+        fake.advance_clock(1)
+        d1 = crm.upsert_deal(_deal(a1, "sub_1"))
+        fake.advance_clock(1)
+        a3 = crm.upsert_company(_company("cus_3"))
+        fake.advance_clock(1)
+
+        first = crm.changes_since(None, limit=2)
+        second = crm.changes_since(first.cursor, limit=2)
+
+        assert ([c.external_id for c in first.companies], first.deals, first.has_more) == ([a1, a2], [], True)
+        assert [c.external_id for c in second.companies] == [a3]
+        assert [d.external_id for d in second.deals] == [d1]
+        assert second.has_more is False
+
     def test_faults_while_polling_lose_nothing(self, fake: FakeSalesforce, crm: SalesforceConnector) -> None:
         fake.freeze_clock(T0)
         fake.batch_size = 2

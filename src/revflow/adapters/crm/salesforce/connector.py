@@ -179,6 +179,7 @@ class SalesforceConnector:
         positions = _decode_cursor(cursor)
         fetched: list[tuple[datetime, str, str, dict[str, Any]]] = []
         more: dict[str, bool] = {}
+        horizon: datetime | None = None  # an object with more rows: others must not run ahead of it
         for sobject, fields in ((ACCOUNT, ACCOUNT_FIELDS), (OPPORTUNITY, OPPORTUNITY_FIELDS)):
             soql = _poll_query(sobject, self._fields(fields), positions.get(sobject), limit + 1)
             rows, answered_at = self._api.query(soql)
@@ -190,6 +191,11 @@ class SalesforceConnector:
                     more[sobject] = False  # the rest is newer still: a later poll takes it
                     break
                 fetched.append((modified, sobject, str(row["Id"]), row))
+            if more[sobject]:
+                last = parse_datetime(str(rows[limit - 1]["LastModifiedDate"]))
+                horizon = last if horizon is None else min(horizon, last)
+        if horizon is not None:
+            fetched = [item for item in fetched if item[0] <= horizon]
         fetched.sort(key=lambda item: (item[0], item[1]))  # stable: Salesforce's Id order within a second
         taken, left = fetched[:limit], fetched[limit:]
         if not taken:
