@@ -405,8 +405,6 @@ class FakeSalesforce:
         session_id: str | None,
         req: _RequestHandler,
     ) -> tuple[int, bytes, dict[str, str]]:
-        if rest == "/" and method == "GET":
-            pass
         if not MIN_VERSION <= Decimal(version) <= MAX_VERSION:
             raise not_found()
         with self.lock:
