@@ -29,7 +29,7 @@ T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
 @pytest.fixture
 def fake() -> Iterator[FakeSalesforce]:
-    with FakeSalesforce(hang_seconds=1.5) as f:
+    with FakeSalesforce(hang_seconds=6.0) as f:
         yield f
 
 
@@ -428,7 +428,7 @@ class TestFaults:
 
         with pytest.raises(requests.exceptions.ReadTimeout):
             sf.session.post(
-                f"{sf.base_url}sobjects/Account/", json={"Name": "Acme"}, headers=sf.headers, timeout=0.5
+                f"{sf.base_url}sobjects/Account/", json={"Name": "Acme"}, headers=sf.headers, timeout=1.5
             )
 
         assert [r["Name"] for r in fake.records("Account")] == ["Acme"]
@@ -440,7 +440,7 @@ class TestFaults:
 
         with pytest.raises(requests.exceptions.ReadTimeout):
             sf.session.post(
-                f"{sf.base_url}sobjects/Account/", json={"Name": "Acme"}, headers=sf.headers, timeout=0.5
+                f"{sf.base_url}sobjects/Account/", json={"Name": "Acme"}, headers=sf.headers, timeout=1.5
             )
 
         assert fake.records("Account") == []

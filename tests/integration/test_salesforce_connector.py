@@ -25,7 +25,7 @@ TODAY = date(2026, 3, 2)
 
 @pytest.fixture
 def fake() -> Iterator[FakeSalesforce]:
-    with FakeSalesforce(hang_seconds=1.5) as f:
+    with FakeSalesforce(hang_seconds=6.0) as f:
         yield f
 
 
@@ -36,7 +36,7 @@ def _password_connector(fake: FakeSalesforce, **kw: object) -> SalesforceConnect
         security_token=fake.security_token,
         login_url=fake.login_url,
         ca_file=fake.ca_file,
-        timeout=0.5,
+        timeout=1.5,  # generous: the machine is shared; the fake holds timeout faults for 6 s
         today=lambda: TODAY,
         **kw,  # type: ignore[arg-type]
     )
