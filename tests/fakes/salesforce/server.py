@@ -327,7 +327,7 @@ class FakeSalesforce:
         auth = req.headers.get("Authorization") or ""
         session_id = auth[7:] if auth.startswith("Bearer ") else None
         try:
-            body: Any = json.loads(raw) if raw else None
+            body: Any = json.loads(raw, parse_float=Decimal) if raw else None
         except ValueError:
             body = raw.decode(errors="replace")
 
@@ -622,15 +622,20 @@ class _CaSession(requests.Session):
         return super().request(method, url, *args, **kwargs)
 
 
-class _Encoder(json.JSONEncoder):
-    def default(self, o: Any) -> Any:
-        if isinstance(o, Decimal):  # JSON numbers, as Salesforce sends them
-            return int(o) if o == o.to_integral_value() and "." not in str(o) else float(o)
-        return super().default(o)
+_DECIMAL = re.compile(r'"\\u0000dec:([-0-9.e+]+)"')
 
 
 def _dump(obj: Any) -> bytes:
-    return json.dumps(obj, cls=_Encoder, indent=2).encode()
+    """JSON as Salesforce writes it: Currency, Number and Percent fields (stored as Decimal) come out as
+    Salesforce's doubles do (``99.9`` for 99.90, ``1200.0`` for 1200)."""
+
+    def default(o: Any) -> Any:
+        if isinstance(o, Decimal):
+            return f"\0dec:{float(o)!r}"
+        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+    text = json.dumps(obj, default=default, indent=2)
+    return _DECIMAL.sub(lambda m: m.group(1), text).encode()
 
 
 class _TLSServer(ThreadingHTTPServer):

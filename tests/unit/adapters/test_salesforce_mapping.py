@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -15,7 +16,7 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
-from revflow.adapters.crm.salesforce.client import translate
+from revflow.adapters.crm.salesforce.client import json_body, translate
 from revflow.adapters.crm.salesforce.mapping import (
     UnmappableValue,
     account_fields,
@@ -55,12 +56,12 @@ class TestOutbound:
             "Website": "acme.example",
             "Revflow_Id__c": "cus_1",
             "Revflow_Plan__c": "pro",
-            "Revflow_MRR__c": "99.90",
+            "Revflow_MRR__c": Decimal("99.90"),
             "CurrencyIsoCode": "EUR",
             "Revflow_Status__c": "active",
             "Revflow_Next_Renewal__c": "2026-04-01",
             "Revflow_Payment_Status__c": "paid",
-            "Revflow_Overdue_Balance__c": "0.00",
+            "Revflow_Overdue_Balance__c": Decimal("0.00"),
         }
 
     def test_blank_values_clear_fields_and_single_currency_orgs_get_no_currency(self) -> None:
@@ -92,10 +93,16 @@ class TestOutbound:
             "AccountId": "0018d00000000G8AAI",
             "StageName": "Closed Won",
             "Revflow_Plan__c": "pro",
-            "Amount": "1198.80",
+            "Amount": Decimal("1198.80"),
             "CurrencyIsoCode": "EUR",
             "Revflow_Id__c": "sub_1",
         }
+
+    def test_json_body_writes_decimals_as_exact_numbers(self) -> None:
+        body = json_body({"Name": "Ünï", "Amount": Decimal("12345678901234567.89"), "Website": None})
+
+        assert body == '{"Name":"\\u00dcn\\u00ef","Amount":12345678901234567.89,"Website":null}'
+        assert json.loads(body, parse_float=Decimal)["Amount"] == Decimal("12345678901234567.89")
 
     def test_creation_defaults(self) -> None:
         assert creation_defaults(date(2026, 2, 28)) == {"StageName": "Prospecting", "CloseDate": "2026-02-28"}

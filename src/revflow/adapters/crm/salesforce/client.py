@@ -40,7 +40,7 @@ from revflow.adapters.crm.salesforce.consts import (
 )
 from revflow.services.ports import ConnectorError, RateLimited, RateLimitStatus
 
-__all__ = ["SalesforceApi", "translate"]
+__all__ = ["SalesforceApi", "json_body", "translate"]
 
 T = TypeVar("T")
 Record = dict[str, Any]
@@ -213,17 +213,20 @@ class SalesforceApi:
             raise translate(exc, action) from exc
 
     # ------------------------------------------------------------------------------------------ calls
-    def upsert(self, sobject: str, field: str, value: str, fields: Record) -> tuple[int, str | None]:
-        """PATCH ``/sobjects/{sobject}/{field}/{value}``: (HTTP status, record id when the answer has one)."""
-
-        def run(sf: Salesforce) -> tuple[int, str | None]:
-            response = _sobject(sf, sobject).upsert(f"{field}/{_quote(value)}", fields, raw_response=True)
-            return _status_and_id(response)
-
-        return self.call(f"upsert {sobject}", run)
+    def upsert(self, sobject: str, field: str, value: str, fields: Record) -> str | None:
+        """PATCH ``/sobjects/{sobject}/{field}/{value}``: the record id (None when Salesforce answered 204,
+        as API versions before 46.0 do for an update)."""
+        path = f"sobjects/{sobject}/{field}/{_quote(value)}"
+        result = self.call(
+            f"upsert {sobject}", lambda sf: sf.restful(path, method="PATCH", data=json_body(fields))
+        )
+        if isinstance(result, dict) and result.get("id"):
+            return str(result["id"])
+        return None
 
     def update(self, sobject: str, record_id: str, fields: Record) -> None:
-        self.call(f"update {sobject}", lambda sf: _sobject(sf, sobject).update(record_id, fields))
+        path = f"sobjects/{sobject}/{_quote(record_id)}"
+        self.call(f"update {sobject}", lambda sf: sf.restful(path, method="PATCH", data=json_body(fields)))
 
     def get(self, sobject: str, record_id: str, fields: tuple[str, ...]) -> Record:
         path = f"sobjects/{sobject}/{_quote(record_id)}"
@@ -268,22 +271,18 @@ class SalesforceApi:
         return "SalesforceApi(...)"
 
 
-def _sobject(sf: Salesforce, name: str) -> Any:
-    return getattr(sf, name)
+def json_body(fields: Record) -> str:
+    """A flat JSON object with every ``Decimal`` written as a JSON number, digit for digit (the SDK's
+    ``json.dumps`` cannot write a Decimal, and a float would round)."""
+    parts = [
+        f"{json.dumps(name)}:{format(value, 'f') if isinstance(value, Decimal) else json.dumps(value)}"
+        for name, value in fields.items()
+    ]
+    return "{" + ",".join(parts) + "}"
 
 
 def _quote(value: str) -> str:
     return quote(value, safe="")
-
-
-def _status_and_id(response: Any) -> tuple[int, str | None]:
-    status = int(response.status_code)
-    if status == 204 or not response.content:
-        return status, None
-    body = json.loads(response.content, parse_float=Decimal)
-    if not isinstance(body, dict) or not body.get("id"):
-        raise ValueError(f"upsert answer without an id: {response.text[:200]}")
-    return status, str(body["id"])
 
 
 def _empty(action: str) -> ConnectorError:

@@ -127,13 +127,13 @@ class SalesforceConnector:
         self, sobject: str, revflow_id: str, fields: dict[str, Any], *, defaults: dict[str, Any]
     ) -> str:
         try:
-            _, record_id = self._api.upsert(sobject, EXTERNAL_ID_FIELD, revflow_id, fields)
+            record_id = self._api.upsert(sobject, EXTERNAL_ID_FIELD, revflow_id, fields)
         except ConnectorError as exc:
             missing = exc.code == "REQUIRED_FIELD_MISSING" and defaults
             if not missing:
                 raise
             # Salesforce is creating the record and needs values Revflow does not own: send them once.
-            _, record_id = self._api.upsert(sobject, EXTERNAL_ID_FIELD, revflow_id, {**defaults, **fields})
+            record_id = self._api.upsert(sobject, EXTERNAL_ID_FIELD, revflow_id, {**defaults, **fields})
         if record_id is None:  # API versions before 46.0 answer an update with 204 and no body
             record_id = str(self._api.get_by_external_id(sobject, EXTERNAL_ID_FIELD, revflow_id)["Id"])
         return record_id

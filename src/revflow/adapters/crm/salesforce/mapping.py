@@ -1,8 +1,8 @@
 """Revflow's CRM dataclasses ↔ Salesforce Account / Opportunity field values.
 
-Outbound, amounts travel as decimal strings (Salesforce accepts numeric strings for Currency fields, and
-the SDK's ``json.dumps`` cannot write a ``Decimal``); inbound, numbers are parsed with
-``parse_float=Decimal``, so no float ever holds money. Blank property values clear the Salesforce field.
+Amounts are ``Decimal`` both ways: outbound they are written as JSON numbers digit for digit
+(``client.json_body``), inbound numbers are parsed with ``parse_float=Decimal``; no float ever holds
+money. Blank property values clear the Salesforce field.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _property_values(properties: Mapping[str, str], *, multi_currency: bool) -> 
                 raise UnmappableValue(f"property {name!r} is not a decimal number: {value!r}") from exc
             if not number.is_finite():
                 raise UnmappableValue(f"property {name!r} is not a finite number: {value!r}")
-            out[field] = str(number)
+            out[field] = number
         elif name in DATE_PROPERTIES:
             try:
                 out[field] = date.fromisoformat(value[:10]).isoformat()
@@ -94,7 +94,7 @@ def opportunity_fields(deal: CrmDeal, *, multi_currency: bool = True) -> dict[st
     if deal.plan_code is not None:
         fields[BILLING_FIELD_MAP["plan"]] = deal.plan_code
     if deal.amount is not None:
-        fields["Amount"] = str(deal.amount)
+        fields["Amount"] = deal.amount
     if deal.currency is not None and multi_currency:
         fields["CurrencyIsoCode"] = deal.currency.upper()
     return fields
@@ -121,8 +121,8 @@ def format_soql_datetime(value: datetime) -> str:
 
 
 def _str(value: Any) -> str:
-    if isinstance(value, Decimal):
-        return format(value, "f")
+    if isinstance(value, Decimal):  # Salesforce answers doubles: 99.9, 10.0; Revflow reads "99.9", "10"
+        return format(value.normalize(), "f")
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
