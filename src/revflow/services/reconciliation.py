@@ -94,13 +94,13 @@ def reconcile(
                         p.org_id,
                         ref,
                         p.id,
-                        {"revflow": p.amount, "gateway": g.amount, "currency": g.currency},
+                        {"revflow": p.amount, "at_gateway": g.amount, "currency": g.currency},
                     )
                 )
             if p.status != g.status:
                 report.discrepancies.append(
                     Discrepancy(
-                        "status_mismatch", p.org_id, ref, p.id, {"revflow": p.status, "gateway": g.status}
+                        "status_mismatch", p.org_id, ref, p.id, {"revflow": p.status, "at_gateway": g.status}
                     )
                 )
             ours_refunded = int(refunded.get(p.id) or 0)
@@ -111,7 +111,7 @@ def reconcile(
                         p.org_id,
                         ref,
                         p.id,
-                        {"revflow": ours_refunded, "gateway": g.amount_refunded},
+                        {"revflow": ours_refunded, "at_gateway": g.amount_refunded},
                     )
                 )
         for ref_, p in by_ref.items():

@@ -514,6 +514,32 @@ class SandboxGateway:
                 metadata_=obj.get("metadata") or {},
             )
             return _charge_event(body["id"], body["type"], created, charge)
+        if obj.get("object") == "dispute" and body["type"] == "charge.dispute.created":
+            return GatewayEvent(
+                id=body["id"],
+                type="dispute.created",
+                raw_type=body["type"],
+                created=created,
+                object_ref=str(obj["id"]),
+                payment_ref=obj.get("payment_intent"),
+                dispute_reason=obj.get("reason"),
+                dispute_amount=obj.get("amount"),
+                data=obj,
+            )
+        if obj.get("object") == "refund" and body["type"] == "charge.refunded":
+            return GatewayEvent(
+                id=body["id"],
+                type="charge.refunded",
+                raw_type=body["type"],
+                created=created,
+                object_ref=str(obj["id"]),
+                payment_ref=obj.get("payment_intent"),
+                refund=RefundResult(
+                    obj["id"], obj.get("status", "succeeded"), obj["amount"], obj["currency"]
+                ),
+                amount_refunded=obj.get("amount_refunded"),
+                data=obj,
+            )
         return GatewayEvent(
             id=body["id"],
             type="other",
