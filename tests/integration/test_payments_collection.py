@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -339,3 +339,38 @@ class TestUnknownOutcomes:
         with container.sessions() as s:
             keys = list(s.scalars(select(Payment.idempotency_key).where(Payment.invoice_id == inv)))
         assert keys == [f"revflow:{tenant.org_id}:{inv}:attempt:1"]
+
+
+class TestTestClocks:
+    def test_retries_and_bank_settlement_follow_the_test_clock(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        tc = tenant.post("/v1/test_clocks", {"frozen_time": "2031-01-01T00:00:00Z"}).json()
+        card = tenant.post(
+            "/v1/customers", {"name": "Card", "currency": "USD", "test_clock_id": tc["id"]}
+        ).json()
+        bank = tenant.post(
+            "/v1/customers", {"name": "Bank", "currency": "USD", "test_clock_id": tc["id"]}
+        ).json()
+        tenant.post(f"/v1/customers/{card['id']}/payment_methods", {"token": "pm_card_chargeDeclined"})
+        tenant.post(f"/v1/customers/{bank['id']}/payment_methods", {"token": "pm_usBankAccount"})
+        card_inv = open_invoice(tenant, card["id"])
+        bank_inv = open_invoice(tenant, bank["id"])
+        with container.sessions() as s:  # charges of test-clock customers are due on the clock's time
+            queued = [(p.test_clock_id, p.scheduled_at) for p in s.scalars(select(Payment))]
+
+        work(container)
+        clock(container).advance(timedelta(days=30))  # real time moves; the test clock does not
+        work(container)
+        frozen = tenant.get(f"/v1/invoices/{card_inv}/collection").json()
+        tenant.post(f"/v1/test_clocks/{tc['id']}/advance", {"frozen_time": "2031-01-02T00:00:00Z"})
+        work(container)
+        retried = tenant.get(f"/v1/invoices/{card_inv}/collection").json()
+        tenant.post(f"/v1/test_clocks/{tc['id']}/advance", {"frozen_time": "2031-01-05T00:00:00Z"})
+        work(container)
+
+        assert queued == [(tc["id"], datetime(2031, 1, 1, tzinfo=UTC))] * 2
+        assert (frozen["attempts"], frozen["next_action_at"][:10]) == (1, "2031-01-02")
+        assert retried["attempts"] == 2
+        assert retried["payments"][1]["status"] == "failed"
+        assert tenant.get(f"/v1/invoices/{bank_inv}").json()["status"] == "paid"

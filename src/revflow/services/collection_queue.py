@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 
 from revflow.domain.ids import new_id
 from revflow.services.context import Ctx
-from revflow.storage.models import Invoice, Payment
+from revflow.storage.models import Invoice, Payment, TestClock
 
-__all__ = ["attempt_key", "enqueue_charge", "next_attempt_number", "wants_charge"]
+__all__ = ["attempt_key", "clock_now", "enqueue_charge", "next_attempt_number", "wants_charge"]
 
 
 def attempt_key(org_id: str, invoice_id: str, attempt: int) -> str:
@@ -29,6 +29,14 @@ def wants_charge(inv: Invoice) -> bool:
     )
 
 
+def clock_now(ctx: Ctx, test_clock_id: str | None, now: datetime) -> datetime:
+    """The frozen time of ``test_clock_id``, else ``now``."""
+    if test_clock_id is None:
+        return now
+    frozen = ctx.session.scalar(select(TestClock.frozen_time).where(TestClock.id == test_clock_id))
+    return frozen if frozen is not None else now
+
+
 def next_attempt_number(ctx: Ctx, invoice_id: str) -> int:
     last = ctx.session.scalar(
         select(func.max(Payment.attempt_number)).where(Payment.invoice_id == invoice_id)
@@ -37,13 +45,21 @@ def next_attempt_number(ctx: Ctx, invoice_id: str) -> int:
 
 
 def enqueue_charge(
-    ctx: Ctx, inv: Invoice, *, at: datetime, attempt: int | None = None, reason: str = "finalized"
+    ctx: Ctx,
+    inv: Invoice,
+    *,
+    at: datetime,
+    attempt: int | None = None,
+    reason: str = "finalized",
+    test_clock_id: str | None = None,
 ) -> Payment:
     """Add a ``pending`` charge of what remains on ``inv``, due at ``at``; returns the payment row.
 
     ``attempt`` defaults to the next number (1 at finalization: the invoice has no payments yet, and no
-    query is needed inside a billing batch)."""
+    query is needed inside a billing batch). ``test_clock_id`` (the customer's) puts the charge on that test
+    clock when the invoice itself is not on one (``at`` is then the clock's time: see :func:`clock_now`)."""
     number = attempt if attempt is not None else next_attempt_number(ctx, inv.id)
+    clock_id = inv.test_clock_id or test_clock_id
     payment = Payment(
         id=new_id("pay"),
         org_id=ctx.org_id,
@@ -62,7 +78,7 @@ def enqueue_charge(
         attempt_number=number,
         hard_decline=False,
         scheduled_at=at,
-        test_clock_id=inv.test_clock_id,
+        test_clock_id=clock_id,
         amount_refunded=0,
         disputed=False,
     )

@@ -363,7 +363,7 @@ def on_failure(ctx: Ctx, inv: Invoice, p: Payment, *, at: datetime) -> DunningCa
             attempts=0,
             mode="card",
             started_at=at,
-            test_clock_id=inv.test_clock_id,
+            test_clock_id=inv.test_clock_id or p.test_clock_id,
             updated_at=at,
         )
         case.policy_id = case.policy.get("policy_id")
@@ -403,7 +403,14 @@ def on_failure(ctx: Ctx, inv: Invoice, p: Payment, *, at: datetime) -> DunningCa
             select(Payment).where(Payment.invoice_id == inv.id, Payment.status == "pending").limit(1)
         )
         if pending is None:
-            enqueue_charge(ctx, inv, at=due, attempt=next_attempt_number(ctx, inv.id), reason="dunning_retry")
+            enqueue_charge(
+                ctx,
+                inv,
+                at=due,
+                attempt=next_attempt_number(ctx, inv.id),
+                reason="dunning_retry",
+                test_clock_id=case.test_clock_id,
+            )
         case.mode = "card"
         case.next_action, case.next_action_at = "retry", due
         _email(
@@ -504,7 +511,12 @@ def on_payment_method_updated(ctx: Ctx, customer_id: str, *, at: datetime) -> li
             pending.scheduled_at, pending.updated_at = now, ctx.now()
         else:
             enqueue_charge(
-                ctx, inv, at=now, attempt=next_attempt_number(ctx, inv.id), reason="payment_method_updated"
+                ctx,
+                inv,
+                at=now,
+                attempt=next_attempt_number(ctx, inv.id),
+                reason="payment_method_updated",
+                test_clock_id=case.test_clock_id,
             )
         case.next_action, case.next_action_at, case.updated_at = "retry", now, ctx.now()
         retried.append(inv.id)

@@ -44,6 +44,7 @@ from revflow.services.ports import (
 from revflow.services.recorder import record
 from revflow.services.views import PaymentView
 from revflow.storage.models import (
+    Customer,
     CustomerBalanceTransaction,
     CustomerExternalId,
     Invoice,
@@ -143,7 +144,10 @@ def charge_invoice(ctx: Ctx, invoice_id: str) -> Payment:
         raise InvalidInput(
             f"customer {inv.customer_id} has no default payment method", code="no_payment_method"
         )
-    at = clock_time(ctx.session, inv.test_clock_id, ctx.now())
+    clock_id = inv.test_clock_id or ctx.session.scalar(
+        select(Customer.test_clock_id).where(Customer.id == inv.customer_id)
+    )
+    at = clock_time(ctx.session, clock_id, ctx.now())
     pending = ctx.session.scalar(
         select(Payment).where(Payment.invoice_id == inv.id, Payment.status == "pending").limit(1)
     )
@@ -151,7 +155,7 @@ def charge_invoice(ctx: Ctx, invoice_id: str) -> Payment:
         pending.scheduled_at = at
         pending.updated_at = ctx.now()
         return pending
-    payment = enqueue_charge(ctx, inv, at=at, reason="manual")
+    payment = enqueue_charge(ctx, inv, at=at, reason="manual", test_clock_id=clock_id)
     ctx.session.flush()
     _record(ctx, payment, "payment.create", "payment.created")
     return payment
