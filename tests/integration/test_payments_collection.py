@@ -374,3 +374,20 @@ class TestTestClocks:
         assert retried["attempts"] == 2
         assert retried["payments"][1]["status"] == "failed"
         assert tenant.get(f"/v1/invoices/{bank_inv}").json()["status"] == "paid"
+
+
+class TestUnresolved:
+    def test_a_gateway_that_never_answers_raises_an_alert_and_charges_nothing_twice(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant, token="pm_card_timeoutNotSent"))
+
+        for _ in range(5):
+            work(container)
+
+        (p,) = tenant.get("/v1/payments", params={"invoice_id": inv}).json()["data"]
+        assert (p["status"], p["attempt_number"]) == ("unknown", 1)
+        alerts = tenant.get("/v1/alerts").json()["data"]
+        assert [(a["type"], a["object_id"]) for a in alerts] == [("payment_unresolved", p["id"])]
+        assert tenant.get(f"/v1/invoices/{inv}").json()["status"] == "open"
+        assert sandbox_charges(container) == 0

@@ -7,11 +7,13 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 from sqlalchemy import inspect, select, text
 
 from revflow.bootstrap import Container
+from revflow.jobs.worker import collect_payments
 from revflow.storage.models import Base, Invoice, Payment
 from tests.conftest import Tenant
 from tests.integration.payment_helpers import customer, open_invoice, sandbox_charges
@@ -176,3 +178,29 @@ def _stored_anywhere(container: Container, numbers: list[str]) -> bool:
                 if any(n in flat for n in numbers):
                     return True
     return False
+
+
+class TestConcurrentWorkers:
+    @pytest.mark.postgres_only
+    def test_three_workers_charge_every_invoice_exactly_once(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        invoices = [open_invoice(tenant, customer(tenant), amount=1000 + i) for i in range(12)]
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            try:
+                collect_payments(container)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker) for _ in range(3)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+
+        assert errors == []
+        assert sandbox_charges(container) == 12
+        for inv in invoices:
+            assert _payments(container, inv) == [("succeeded", 1)]

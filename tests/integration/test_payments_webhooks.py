@@ -336,3 +336,64 @@ class TestReconciliation:
         assert (
             next(a for a in alerts if a.details["kind"] == "amount_mismatch").details["gateway"] == "stripe"
         )
+
+
+class TestGatewaySideChanges:
+    def test_a_refund_made_at_the_gateway_is_booked_once_with_its_credit_note(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        inv, payment = _paid_invoice(tenant, container)
+        body = json.dumps(
+            {
+                "id": "evt_re",
+                "type": "charge.refunded",
+                "created": 1900000000,
+                "data": {
+                    "object": {
+                        "id": "re_dashboard",
+                        "object": "refund",
+                        "amount": 1500,
+                        "amount_refunded": 1500,
+                        "currency": "USD",
+                        "status": "succeeded",
+                        "payment_intent": payment["gateway_ref"],
+                    }
+                },
+            }
+        ).encode()
+
+        first = _post(tenant, container, body)
+        replay = json.loads(body)
+        replay["id"] = "evt_re_again"  # the same refund reported by a second event
+        second = _post(tenant, container, json.dumps(replay).encode())
+
+        assert (first.json()["status"], second.json()["status"]) == ("processed", "ignored")
+        assert tenant.get(f"/v1/payments/{payment['id']}").json()["amount_refunded"] == 1500
+        notes = tenant.get("/v1/credit_notes", params={"invoice_id": inv}).json()["data"]
+        assert [n["amount"] for n in notes] == [1500]
+
+    def test_a_payment_method_detached_at_the_gateway_is_no_longer_default(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        cus = customer(tenant)
+        (pm,) = tenant.get(f"/v1/customers/{cus}/payment_methods").json()["data"]
+        body = json.dumps(
+            {
+                "id": "evt_pm",
+                "type": "payment_method.detached",
+                "created": 1900000000,
+                "data": {
+                    "object": {
+                        "id": pm["token"],
+                        "object": "payment_method",
+                        "type": "card",
+                        "card": {"brand": "visa", "last4": "4242", "exp_month": 1, "exp_year": 2035},
+                    }
+                },
+            }
+        ).encode()
+
+        r = _post(tenant, container, body)
+
+        assert r.json()["status"] == "processed"
+        assert tenant.get(f"/v1/customers/{cus}/payment_methods").json()["data"] == []

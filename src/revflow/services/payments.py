@@ -30,6 +30,7 @@ from revflow import failpoints
 from revflow.domain.errors import Conflict, InvalidInput
 from revflow.domain.ids import new_id
 from revflow.services import dunning
+from revflow.services.alerts import raise_alert
 from revflow.services.collection_queue import enqueue_charge
 from revflow.services.context import SYSTEM, Ctx
 from revflow.services.invoices import mark_paid
@@ -77,6 +78,8 @@ RANK = {
     "succeeded": 3,
 }
 IN_FLIGHT = ("sending", "unknown", "processing")
+#: Unknown outcomes in a row after which an alert is raised (the janitor keeps resolving).
+UNRESOLVED_ALERT_AFTER = 5
 
 
 class _FixedClock:
@@ -352,7 +355,22 @@ def _send(
             p.status, p.updated_at = "unknown", now
             p.lease_expires_at = now + lease  # the janitor asks the gateway once the lease ends
             p.gateway_ref = result.gateway_ref or p.gateway_ref
+            tries = int(p.metadata_.get("unknown_outcomes", "0")) + 1
+            p.metadata_ = {**p.metadata_, "unknown_outcomes": str(tries)}
             _record(ctx, p, "payment.unknown", None)
+            if tries >= UNRESOLVED_ALERT_AFTER:  # keeps resolving, but a person should know
+                raise_alert(
+                    session,
+                    org_id=p.org_id,
+                    type="payment_unresolved",
+                    message=f"Payment {p.id} of invoice {p.invoice_id}: the gateway has not answered "
+                    f"{tries} times; it is retried under the same idempotency key",
+                    dedupe_key=f"payment_unresolved:{p.id}",
+                    now=at,
+                    object_type="payment",
+                    object_id=p.id,
+                    details={"tries": tries, "error": result.failure_message},
+                )
         else:
             apply_outcome(ctx, p, result, at=at)
         session.commit()

@@ -514,6 +514,28 @@ class SandboxGateway:
                 metadata_=obj.get("metadata") or {},
             )
             return _charge_event(body["id"], body["type"], created, charge)
+        if obj.get("object") == "payment_method" and body["type"] in _PM_TYPES:
+            card = obj.get("card") or {}
+            bank = obj.get("us_bank_account") or {}
+            info = PaymentMethodInfo(
+                token=str(obj["id"]),
+                type="us_bank_account" if obj.get("type") == "us_bank_account" else "card",
+                customer_ref=obj.get("customer"),
+                brand=card.get("brand"),
+                last4=card.get("last4") or bank.get("last4"),
+                exp_month=card.get("exp_month"),
+                exp_year=card.get("exp_year"),
+                bank_name=bank.get("bank_name"),
+            )
+            return GatewayEvent(
+                id=body["id"],
+                type=_PM_TYPES[body["type"]],
+                raw_type=body["type"],
+                created=created,
+                object_ref=info.token,
+                payment_method=info,
+                data=obj,
+            )
         if obj.get("object") == "dispute" and body["type"] == "charge.dispute.created":
             return GatewayEvent(
                 id=body["id"],
@@ -550,6 +572,11 @@ class SandboxGateway:
         )
 
 
+_PM_TYPES: dict[str, GatewayEventType] = {
+    "payment_method.attached": "payment_method.attached",
+    "payment_method.detached": "payment_method.detached",
+    "payment_method.updated": "payment_method.updated",
+}
 _TYPES: dict[str, GatewayEventType] = {
     "payment_intent.succeeded": "payment.succeeded",
     "payment_intent.payment_failed": "payment.failed",
