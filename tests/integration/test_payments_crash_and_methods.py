@@ -8,11 +8,13 @@ import os
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import inspect, select, text
 
-from revflow.bootstrap import Container
+from revflow.bootstrap import ConfigurationError, Container, build
+from revflow.config import Settings
 from revflow.jobs.worker import collect_payments
 from revflow.storage.models import Base, Invoice, Payment
 from tests.conftest import Tenant
@@ -201,3 +203,31 @@ class TestConcurrentWorkers:
         assert sandbox_charges(container) == 12
         for inv in invoices:
             assert _payments(container, inv) == [("succeeded", 1)]
+
+
+class TestGatewayConfiguration:
+    def test_stripe_without_its_adapter_is_a_clear_configuration_error(self, db_url: str) -> None:
+        with pytest.raises(ConfigurationError, match="REVFLOW_PAYMENT_GATEWAY=stripe"):
+            build(Settings(database_url=db_url, payment_gateway="stripe"), auto_migrate=False)
+
+    def test_the_sandbox_keeps_its_books_across_a_restart(
+        self, tenant: Tenant, container: Container, db_url: str
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant))
+        collect_payments(container)
+        with container.sessions() as s:
+            p = s.scalars(select(Payment).where(Payment.invoice_id == inv)).one()
+        restarted = build(Settings(database_url=db_url), auto_migrate=False)
+        try:
+            found = restarted.gateway.find_charge(
+                idempotency_key=p.idempotency_key or "", customer_ref="", metadata={}
+            )
+            listed = [
+                g.gateway_ref for g in restarted.gateway.list_payments(since=p.created_at - timedelta(days=1))
+            ]
+        finally:
+            restarted.close()
+
+        assert found is not None
+        assert (found.status, found.gateway_ref, found.amount) == ("succeeded", p.gateway_ref, 5000)
+        assert listed == [p.gateway_ref]
