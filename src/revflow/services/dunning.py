@@ -493,6 +493,12 @@ def on_payment_method_updated(ctx: Ctx, customer_id: str, *, at: datetime) -> li
     for case in ctx.session.scalars(
         select(DunningCase).where(DunningCase.customer_id == customer_id, DunningCase.status == "active")
     ):
+        # Lock order everywhere: the invoice's payment rows, then the invoice (as the worker's claim does).
+        pending = ctx.session.scalar(
+            select(Payment)
+            .where(Payment.invoice_id == case.invoice_id, Payment.status == "pending")
+            .with_for_update()
+        )
         inv = ctx.get(Invoice, case.invoice_id, for_update=True, label="invoice")
         if inv.status not in ("open", "uncollectible") or inv.amount_remaining <= 0:
             continue
@@ -504,9 +510,6 @@ def on_payment_method_updated(ctx: Ctx, customer_id: str, *, at: datetime) -> li
         if busy is not None:
             continue
         now = _time_of(ctx.session, case.test_clock_id, at)
-        pending = ctx.session.scalar(
-            select(Payment).where(Payment.invoice_id == inv.id, Payment.status == "pending")
-        )
         if pending is not None:
             pending.scheduled_at, pending.updated_at = now, ctx.now()
         else:

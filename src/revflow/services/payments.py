@@ -130,6 +130,15 @@ def charge_invoice(ctx: Ctx, invoice_id: str) -> Payment:
     one). Raises Conflict ``invalid_state`` (draft, paid, void), ``payment_in_progress`` (a charge awaits its
     outcome), InvalidInput ``no_payment_method``.
     """
+    ctx.get(Invoice, invoice_id, label="invoice")  # 404 before taking any lock
+    # Lock order everywhere: the invoice's payment rows, then the invoice (as the worker's claim does).
+    list(
+        ctx.session.scalars(
+            select(Payment)
+            .where(Payment.invoice_id == invoice_id, Payment.status == "pending")
+            .with_for_update()
+        )
+    )
     inv = ctx.get(Invoice, invoice_id, for_update=True, label="invoice")
     if inv.status not in ("open", "uncollectible") or inv.amount_remaining <= 0:
         raise Conflict(
