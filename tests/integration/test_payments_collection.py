@@ -391,3 +391,54 @@ class TestUnresolved:
         assert [(a["type"], a["object_id"]) for a in alerts] == [("payment_unresolved", p["id"])]
         assert tenant.get(f"/v1/invoices/{inv}").json()["status"] == "open"
         assert sandbox_charges(container) == 0
+
+
+class TestSettledOutsideDunning:
+    def test_a_hand_payment_during_dunning_closes_it_and_reactivates_the_subscription(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        _, sub = _subscription(container, tenant, "pm_card_chargeDeclined")
+        work(container)
+        inv = _invoice_of(container, sub).id
+        r = tenant.post(f"/v1/invoices/{inv}/payments", {"method": "bank_transfer"})
+
+        work(container)
+        clock(container).advance(timedelta(days=2))
+        work(container)
+
+        assert r.status_code == 201
+        view = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        assert (view["status"], view["invoice_status"]) == ("recovered", "paid")
+        assert [p["status"] for p in view["payments"]] == ["failed", "canceled", "succeeded"]
+        assert _sub_status(container, sub) == "active"
+        assert sandbox_charges(container) == 1
+
+
+class TestEmailTemplates:
+    def test_a_policy_template_renders_each_step_and_a_missing_address_is_skipped(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        tenant.post(
+            "/v1/dunning_policies",
+            {
+                "name": "Friendly",
+                "retry_days": [2],
+                "is_default": True,
+                "templates": {
+                    "retry": {
+                        "subject": "Heads up, {{ customer.name }}",
+                        "body": "{{ amount }} failed ({{ failure }}); next try {{ next_retry }}.",
+                    }
+                },
+            },
+        )
+        inv = open_invoice(tenant, customer(tenant, token="pm_card_chargeDeclined"), amount=1234)
+        silent = open_invoice(tenant, customer(tenant, email=None, token="pm_card_chargeDeclined"))
+
+        work(container)
+
+        (mail,) = tenant.get("/v1/emails", params={"object_id": inv}).json()["data"]
+        assert (mail["subject"], mail["status"]) == ("Heads up, Ada Lovelace", "stored")
+        assert mail["body"] == "12.34 USD failed (Your card was declined.); next try 2030-03-03."
+        (skipped,) = tenant.get("/v1/emails", params={"object_id": silent}).json()["data"]
+        assert (skipped["status"], skipped["to"]) == ("skipped", None)
