@@ -442,3 +442,22 @@ class TestEmailTemplates:
         assert mail["body"] == "12.34 USD failed (Your card was declined.); next try 2030-03-03."
         (skipped,) = tenant.get("/v1/emails", params={"object_id": silent}).json()["data"]
         assert (skipped["status"], skipped["to"]) == ("skipped", None)
+
+
+class TestAuthenticationRequired:
+    def test_requires_action_is_dunned_like_a_soft_decline(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant, token="pm_card_authenticationRequired"))
+
+        work(container)
+
+        view = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        assert (view["status"], view["attempts"], view["next_action"]) == ("active", 1, "retry")
+        first = view["payments"][0]
+        assert (first["status"], first["failure_code"], first["hard_decline"]) == (
+            "requires_action",
+            "authentication_required",
+            False,
+        )
+        assert [p["status"] for p in view["payments"]] == ["requires_action", "pending"]
