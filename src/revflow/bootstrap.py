@@ -7,13 +7,23 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from revflow.adapters.email import SmtpEmailSender, StoredEmailSender
+from revflow.adapters.payments import SandboxGateway
+from revflow.adapters.payments.stripe import StripeGateway
 from revflow.adapters.pdf import ReportlabPdfRenderer
 from revflow.config import Settings
 from revflow.domain.clock import Clock, SystemClock
-from revflow.services.ports import PdfRenderer
+from revflow.domain.errors import RevflowError
+from revflow.services.ports import EmailSender, PaymentGateway, PdfRenderer
 from revflow.storage.engine import make_engine, make_session_factory, migrate
 
-__all__ = ["Container", "build"]
+__all__ = ["ConfigurationError", "Container", "build", "build_email", "build_gateway"]
+
+
+class ConfigurationError(RevflowError):
+    """The settings name something that cannot be built."""
+
+    code = "configuration_error"
 
 
 @dataclass
@@ -22,10 +32,73 @@ class Container:
     engine: Engine
     sessions: sessionmaker[Session]
     clock: Clock
+    gateway: PaymentGateway
+    email: EmailSender
     pdf: PdfRenderer = field(default_factory=ReportlabPdfRenderer)
+    _extra_engines: list[Engine] = field(default_factory=list)
 
     def close(self) -> None:
+        for extra in self._extra_engines:
+            extra.dispose()
         self.engine.dispose()
+
+
+def _sandbox_sessions(settings: Settings, engine: Engine) -> tuple[sessionmaker[Session], Engine | None]:
+    """The sandbox's books: on SQLite a file of their own (a request holds Revflow's file locked while it
+    calls the gateway), on PostgreSQL Revflow's database."""
+    url = settings.sandbox_database_url
+    if not url and engine.dialect.name != "sqlite":
+        return make_session_factory(engine), None
+    if not url:
+        main = settings.database_url
+        url = main[: -len(".db")] + ".sandbox.db" if main.endswith(".db") else main + ".sandbox"
+    from revflow.storage.models import Base
+    from revflow.storage.payment_models import (
+        SandboxCharge,
+        SandboxCustomer,
+        SandboxEvent,
+        SandboxPaymentMethod,
+        SandboxRefund,
+    )
+
+    own = make_engine(url)
+    models = (SandboxCustomer, SandboxPaymentMethod, SandboxCharge, SandboxRefund, SandboxEvent)
+    tables = [m.__table__ for m in models]
+    Base.metadata.create_all(own, tables=tables)  # type: ignore[arg-type]
+    return make_session_factory(own), own
+
+
+def build_gateway(settings: Settings, engine: Engine, clock: Clock) -> tuple[PaymentGateway, Engine | None]:
+    """The payment gateway named by ``REVFLOW_PAYMENT_GATEWAY``."""
+    if settings.payment_gateway == "sandbox":
+        sessions, own = _sandbox_sessions(settings, engine)
+        return SandboxGateway(sessions, clock, webhook_secret=f"sandbox:{settings.secret_key}"), own
+    if settings.payment_gateway == "stripe":
+        if not settings.stripe_api_key:
+            raise ConfigurationError(
+                "REVFLOW_PAYMENT_GATEWAY=stripe needs REVFLOW_STRIPE_API_KEY (a secret key, sk_test_... or "
+                "sk_live_...) and REVFLOW_STRIPE_WEBHOOK_SECRET (whsec_...); see docs/integrations/stripe.md"
+            )
+        gateway = StripeGateway(
+            api_key=settings.stripe_api_key,
+            webhook_secret=settings.stripe_webhook_secret or None,
+            api_base=settings.stripe_api_base or None,
+        )
+        return gateway, None
+    raise ConfigurationError(f"unknown payment gateway {settings.payment_gateway!r}")
+
+
+def build_email(settings: Settings) -> EmailSender:
+    """The email adapter named by ``REVFLOW_EMAIL_BACKEND``."""
+    if settings.email_backend == "smtp":
+        return SmtpEmailSender(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            starttls=settings.smtp_starttls,
+        )
+    return StoredEmailSender()
 
 
 def build(settings: Settings, *, clock: Clock | None = None, auto_migrate: bool | None = None) -> Container:
@@ -35,6 +108,14 @@ def build(settings: Settings, *, clock: Clock | None = None, auto_migrate: bool 
     if auto_migrate:
         migrate(settings.database_url)
     engine = make_engine(settings.database_url)
+    clock = clock or SystemClock()
+    gateway, own = build_gateway(settings, engine, clock)
     return Container(
-        settings=settings, engine=engine, sessions=make_session_factory(engine), clock=clock or SystemClock()
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        clock=clock,
+        gateway=gateway,
+        email=build_email(settings),
+        _extra_engines=[own] if own is not None else [],
     )

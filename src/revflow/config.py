@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +40,28 @@ class Settings(BaseSettings):
     billing_batch_size: int = 200
     #: Largest request body the API accepts, in bytes.
     max_body_bytes: int = 1_048_576
+    # --- payments (issue 5): see docs/payments.md ---
+    #: ``sandbox`` (test tokens, the embedded default) or ``stripe``.
+    payment_gateway: Literal["sandbox", "stripe"] = "sandbox"
+    stripe_api_key: str = ""
+    stripe_webhook_secret: str = ""
+    #: Override Stripe's API address (a local fake in tests); empty: Stripe's own.
+    stripe_api_base: str = ""
+    #: Where the sandbox keeps its books; empty: ``<database>.sandbox.db`` on SQLite, the same database on
+    #: PostgreSQL.
+    sandbox_database_url: str = ""
+    #: Seconds a worker holds a claimed charge before another may resolve it (with ``find_charge``).
+    payment_lease_seconds: int = 120
+    #: Hours between payment reconciliations run by the worker.
+    reconciliation_interval_hours: float = 24.0
+    #: ``stored`` (kept and listed at /v1/emails, the embedded default) or ``smtp``.
+    email_backend: Literal["stored", "smtp"] = "stored"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    email_from: str = "billing@revflow.local"
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 import revflow
+from revflow.api.card_guard import CardDataGuard
 from revflow.api.problems import install_handlers, problem
 from revflow.api.routers import (
     account,
@@ -23,9 +24,11 @@ from revflow.api.routers import (
     discounts,
     invoices,
     organization,
+    payments,
     quotes,
     subscriptions,
     test_clocks,
+    webhooks,
 )
 from revflow.bootstrap import Container
 
@@ -140,6 +143,8 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
         quotes,
         alerts,
         organization,
+        payments,
+        webhooks,
     ):
         app.include_router(module.api)
 
@@ -159,6 +164,7 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
             return problem(503, "database_unavailable", "The database does not answer.")
         return Response('{"status": "ready"}', media_type="application/json")
 
+    app.add_middleware(CardDataGuard)  # inside BodyLimit: reads at most max_body_bytes
     app.add_middleware(BodyLimit, limit=container.settings.max_body_bytes)
     app.add_middleware(RequestId)
     return app

@@ -82,12 +82,24 @@ def serve(
 
 
 @app.command("worker")
-def run_worker() -> None:
+def run_worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Run every job once, print what each did, exit")
+    ] = False,
+) -> None:
     """Run the background worker alone (for PostgreSQL deployments with several processes)."""
     from revflow.jobs.worker import Worker
 
     settings = _settings()
-    Worker(_container(settings)).run_forever()
+    worker = Worker(_container(settings))
+    if once:
+        done = worker.run_once()
+        for name, count in done.items():
+            typer.echo(f"{name}={count}")
+        if any(count < 0 for count in done.values()):
+            raise typer.Exit(1)
+        return
+    worker.run_forever()
 
 
 @orgs_app.command("create")

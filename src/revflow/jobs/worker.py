@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 
 import structlog
+from sqlalchemy import select
 
+from revflow.adapters.payments.sandbox import SandboxGateway
 from revflow.bootstrap import Container
-from revflow.services import billing, idempotency
+from revflow.services import billing, dunning, emails, gateway_events, idempotency, payments, reconciliation
+from revflow.storage.models import TestClock
 
 __all__ = ["Worker"]
 
@@ -42,8 +46,81 @@ def run_billing(container: Container) -> int:
     return stats.invoices
 
 
+def collect_payments(container: Container) -> int:
+    """Send due charges (first attempts and dunning retries) and resolve stale or unknown ones through
+    ``find_charge`` (the janitor); returns how many were handled. Safe in several workers at once."""
+    stats = payments.run_collection(
+        container.sessions,
+        container.gateway,
+        now=container.clock.now(),
+        lease_seconds=container.settings.payment_lease_seconds,
+    )
+    if stats.claimed:
+        log.info("payments_collected", claimed=stats.claimed, outcomes=stats.outcomes)
+    return stats.claimed
+
+
+def sandbox_events(container: Container) -> int:
+    """Sandbox gateway only: settle the ACH debits due (real time, or each test clock's time) and feed the
+    resulting events through the same path as webhooks; returns how many events were applied."""
+    gateway = container.gateway
+    if not isinstance(gateway, SandboxGateway):
+        return 0
+    now = container.clock.now()
+    gateway.settle_due(now=now)
+    with container.sessions() as session:
+        clocks = [(r[0], r[1]) for r in session.execute(select(TestClock.id, TestClock.frozen_time))]
+    for clock_id, frozen in clocks:
+        gateway.settle_due(now=frozen, test_clock_id=clock_id)
+    applied = 0
+    for event in gateway.pending_events():
+        with container.sessions() as session:
+            gateway_events.receive(session, gateway=gateway.name, event=event, now=now)
+        gateway.ack_event(event.id)
+        applied += 1
+    return applied
+
+
+def dunning_deadlines(container: Container) -> int:
+    """Final actions of bank-debit cases past their deadline; closes cases settled another way."""
+    return dunning.run_deadlines(container.sessions, now=container.clock.now())
+
+
+def deliver_emails(container: Container) -> int:
+    """Deliver queued emails through the configured adapter (SMTP, or stored for the API)."""
+    return emails.deliver_emails(
+        container.sessions,
+        container.email,
+        now=container.clock.now(),
+        sender_address=container.settings.email_from,
+    )
+
+
+_last_reconciliation: dict[int, float] = {}
+
+
+def reconcile_payments(container: Container, *, force: bool = False) -> int:
+    """Compare the last 30 days of payments with the gateway, at most every
+    ``reconciliation_interval_hours``; returns the number of discrepancies found."""
+    now = container.clock.now()
+    last = _last_reconciliation.get(id(container))
+    interval = container.settings.reconciliation_interval_hours * 3600
+    if not force and last is not None and now.timestamp() - last < interval:
+        return 0
+    _last_reconciliation[id(container)] = now.timestamp()
+    report = reconciliation.reconcile(
+        container.sessions, container.gateway, since=now - timedelta(days=30), now=now
+    )
+    return len(report.discrepancies)
+
+
 JOBS: tuple[tuple[str, Job], ...] = (
     ("billing", run_billing),
+    ("collect_payments", collect_payments),
+    ("sandbox_events", sandbox_events),
+    ("dunning_deadlines", dunning_deadlines),
+    ("deliver_emails", deliver_emails),
+    ("reconcile_payments", reconcile_payments),
     ("purge_idempotency_keys", purge_idempotency_keys),
 )
 

@@ -12,6 +12,7 @@ from revflow.domain.errors import Conflict, InvalidInput
 from revflow.domain.ids import new_id
 from revflow.domain.invoices import InvoiceStatus, compute_totals, ensure_transition, line_amount
 from revflow.domain.money import Currency, CurrencyMismatch
+from revflow.services.collection_queue import clock_now, enqueue_charge, wants_charge
 from revflow.services.context import Ctx
 from revflow.services.customers import balance_of
 from revflow.services.numbering import next_number
@@ -371,6 +372,10 @@ def apply_finalization(
     _record(ctx, inv, "invoice.finalize", before, "invoice.finalized", flush=flush)
     if inv.amount_remaining == 0:
         mark_paid(ctx, inv, now, flush=flush)
+    elif wants_charge(inv):  # charged by the worker, after this transaction commits
+        clock_id = None if inv.test_clock_id else customer.test_clock_id  # API invoices: the customer's clock
+        at = clock_now(ctx, clock_id, now)
+        enqueue_charge(ctx, inv, at=at, attempt=1, test_clock_id=clock_id)
     return change
 
 
@@ -503,7 +508,7 @@ def pay_out_of_band(
     )
     _record(ctx, inv, "invoice.record_payment", before, None)
     if inv.amount_remaining == 0:
-        mark_paid(ctx, inv, payment.paid_at)
+        mark_paid(ctx, inv, payment.paid_at or now)
     return inv, payment
 
 

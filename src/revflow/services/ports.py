@@ -25,6 +25,8 @@ __all__ = [
     "CrmWebhookSource",
     "DocumentLine",
     "DocumentParty",
+    "EmailMessage",
+    "EmailSender",
     "GatewayError",
     "GatewayEvent",
     "GatewayEventType",
@@ -442,3 +444,25 @@ class CrmWebhookSource(Protocol):
         """Verify the signature (raises WebhookSignatureError, also for a stale timestamp) and parse (raises
         ValueError for a malformed body)."""
         ...
+
+
+# Email: dunning reminders and other notices. Adapters: ``adapters/email/smtp`` and ``adapters/email/stored``.
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EmailMessage:
+    to: str
+    subject: str
+    body: str  # plain text
+    sender: str
+    message_id: str  # Revflow's email id; lets a receiver drop a duplicate of an at-least-once delivery
+
+
+class EmailSender(Protocol):
+    """Delivers one email; raises on failure (the outbox retries)."""
+
+    #: ``sent`` when it left for a mail server, ``stored`` when it is only kept (listed in the API).
+    delivered_status: str
+
+    def send(self, message: EmailMessage) -> None: ...

@@ -205,9 +205,20 @@ class PaymentView(_View):
     status: str
     method: str
     reference: str | None
-    paid_at: datetime
+    paid_at: datetime | None
     metadata: dict[str, str]
     created_at: datetime
+    gateway: str | None = None
+    gateway_ref: str | None = None
+    attempt_number: int | None = None
+    payment_method_id: str | None = None
+    failure_code: str | None = None
+    decline_code: str | None = None
+    failure_message: str | None = None
+    hard_decline: bool = False
+    scheduled_at: datetime | None = None
+    amount_refunded: int = 0
+    disputed: bool = False
 
     @classmethod
     def of(cls, p: m.Payment) -> PaymentView:

@@ -576,6 +576,7 @@ class CustomerBalanceTransaction(Base):
 
 class Payment(Base):
     __tablename__ = "payments"
+    __table_args__ = (Index("ix_payments_due", "status", "scheduled_at"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     org_id: Mapped[str] = org_fk()
@@ -583,12 +584,37 @@ class Payment(Base):
     customer_id: Mapped[str] = mapped_column(String(40), ForeignKey("customers.id"))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
+    #: ``succeeded`` for payments recorded by hand; gateway attempts move through ``pending`` (scheduled),
+    #: ``sending`` (claimed by a worker), ``unknown``, ``processing``, then ``succeeded``, ``failed``,
+    #: ``requires_action`` or ``canceled`` (never sent). See docs/payments.md.
     status: Mapped[str] = mapped_column(String(20))
+    #: ``bank_transfer``/``check``/``cash``/``other`` by hand; ``card``/``us_bank_account`` at a gateway.
     method: Mapped[str] = mapped_column(String(30))
     reference: Mapped[str | None] = mapped_column(String(200))
-    paid_at: Mapped[datetime]
+    paid_at: Mapped[datetime | None]
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
     created_at: Mapped[datetime]
+    # Gateway attempts (issue 5)
+    gateway: Mapped[str | None] = mapped_column(String(20))
+    gateway_ref: Mapped[str | None] = mapped_column(String(100), index=True)
+    #: f(invoice, attempt): the same attempt never charges twice, however often it is sent.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    attempt_number: Mapped[int | None] = mapped_column(Integer)
+    payment_method_id: Mapped[str | None] = mapped_column(String(40))
+    failure_code: Mapped[str | None] = mapped_column(String(60))
+    decline_code: Mapped[str | None] = mapped_column(String(60))
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    hard_decline: Mapped[bool] = mapped_column(default=False)
+    #: When a ``pending`` attempt falls due (on the test clock's time for test-clock customers).
+    scheduled_at: Mapped[datetime | None]
+    #: A ``sending``/``unknown`` attempt whose lease ran out is resolved by the janitor.
+    lease_expires_at: Mapped[datetime | None]
+    test_clock_id: Mapped[str | None] = mapped_column(String(40))
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
+    disputed: Mapped[bool] = mapped_column(default=False)
+    #: The gateway's time of the status applied last (out-of-order events older than it are ignored).
+    status_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]
 
 
 class IdempotencyKey(Base):

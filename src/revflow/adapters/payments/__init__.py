@@ -1,2 +1,5 @@
-"""Payment gateway adapters, one package per vendor; each implements
-``revflow.services.ports.PaymentGateway``."""
+"""Payment gateways: ``sandbox`` (embedded default, test tokens) and ``stripe`` (official SDK)."""
+
+from revflow.adapters.payments.sandbox import SandboxGateway
+
+__all__ = ["SandboxGateway"]

@@ -1,0 +1,192 @@
+"""Refunds of gateway payments, each documented by a credit note; disputes recorded against the invoice."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from revflow.domain.errors import Conflict, InvalidInput
+from revflow.domain.ids import new_id
+from revflow.services.alerts import raise_alert
+from revflow.services.context import Ctx
+from revflow.services.credit_notes import create_credit_note
+from revflow.services.payment_methods import gateway_errors
+from revflow.services.ports import PaymentGateway, RefundResult
+from revflow.services.recorder import record
+from revflow.storage.models import CustomerBalanceTransaction, Invoice, Payment
+from revflow.storage.payment_models import Dispute, Refund
+
+__all__ = ["REFUND_REASONS", "RefundTooLarge", "record_dispute", "record_refund", "refund_payment"]
+
+REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
+
+
+class RefundTooLarge(InvalidInput):
+    code = "refund_amount_too_large"
+
+
+def refund_key(org_id: str, payment_id: str, refunded_before: int, amount: int) -> str:
+    """The gateway idempotency key of a refund: a retried request (even after a lost commit) refunds once."""
+    return f"revflow:{org_id}:refund:{payment_id}:{refunded_before}:{amount}"
+
+
+def refund_payment(
+    ctx: Ctx,
+    payment_id: str,
+    gateway: PaymentGateway,
+    *,
+    amount: int | None = None,
+    reason: str | None = None,
+) -> Refund:
+    """Refund ``amount`` (default: what is left) of a succeeded payment at the gateway and issue a credit
+    note for it. Returns the refund. Raises Conflict ``invalid_state`` (not succeeded), RefundTooLarge
+    (more than was paid and not yet refunded), InvalidInput."""
+    p = ctx.get(Payment, payment_id, for_update=True, label="payment")
+    if p.status != "succeeded":
+        raise Conflict(
+            f"payment {p.id} is {p.status}; only succeeded payments can be refunded", code="invalid_state"
+        )
+    if reason is not None and reason not in REFUND_REASONS:
+        raise InvalidInput(
+            f"reason must be one of {sorted(REFUND_REASONS)}",
+            code="invalid_reason",
+            details=[{"field": "reason", "code": "invalid_reason"}],
+        )
+    left = p.amount - p.amount_refunded
+    value = left if amount is None else amount
+    if value <= 0 or value > left:
+        raise RefundTooLarge(
+            f"payment {p.id} can be refunded by at most {left}, asked {value}",
+            details=[{"field": "amount", "code": "refund_amount_too_large"}],
+        )
+    result: RefundResult | None = None
+    if p.gateway is not None and p.gateway_ref is not None:
+        if p.gateway != gateway.name:
+            raise Conflict(f"payment {p.id} was made through {p.gateway}", code="gateway_mismatch")
+        with gateway_errors():
+            result = gateway.refund(
+                gateway_ref=p.gateway_ref,
+                amount=value,
+                idempotency_key=refund_key(ctx.org_id, p.id, p.amount_refunded, value),
+                reason=reason,
+            )
+    return record_refund(
+        ctx,
+        p,
+        amount=value,
+        reason=reason,
+        gateway_ref=result.gateway_ref if result else None,
+        status=result.status if result else "succeeded",
+    )
+
+
+def record_refund(
+    ctx: Ctx, p: Payment, *, amount: int, reason: str | None, gateway_ref: str | None, status: str
+) -> Refund:
+    """Book a refund of ``p`` (made by Revflow or reported by the gateway) with its credit note."""
+    inv = ctx.get(Invoice, p.invoice_id, for_update=True, label="invoice")
+    now = ctx.now()
+    refund = Refund(
+        id=new_id("re"),
+        org_id=ctx.org_id,
+        payment_id=p.id,
+        invoice_id=inv.id,
+        amount=amount,
+        currency=p.currency,
+        status=status,
+        gateway_ref=gateway_ref,
+        reason=reason,
+        created_at=now,
+    )
+    ctx.session.add(refund)
+    p.amount_refunded += amount
+    p.updated_at = now
+    if inv.status == "paid":
+        note = create_credit_note(
+            ctx,
+            invoice_id=inv.id,
+            amount=amount,
+            reason=reason if reason in ("duplicate", "fraudulent") else None,
+            memo=f"Refund of payment {p.id}",
+            metadata={"refund_id": refund.id, "payment_id": p.id},
+        )
+        refund.credit_note_id = note.id
+        # The credit note's credit was paid out as money: it does not stay on the customer's balance.
+        ctx.session.add(
+            CustomerBalanceTransaction(
+                id=new_id("cbtxn"),
+                org_id=ctx.org_id,
+                customer_id=inv.customer_id,
+                type="refund",
+                amount=-amount,
+                currency=inv.currency,
+                invoice_id=inv.id,
+                credit_note_id=note.id,
+                description=f"Refunded to the customer ({refund.id})",
+                created_at=now,
+            )
+        )
+    else:  # a partly paid invoice: the refunded part is owed again
+        inv.amount_paid -= amount
+        inv.amount_remaining += amount
+        inv.updated_at = now
+    ctx.session.flush()
+    record(
+        ctx,
+        action="refund.create",
+        object_type="refund",
+        object_id=refund.id,
+        changes={"amount": amount, "payment_id": p.id, "credit_note_id": refund.credit_note_id},
+        event_type="refund.created",
+        data={"id": refund.id, "payment_id": p.id, "amount": amount, "credit_note_id": refund.credit_note_id},
+    )
+    return refund
+
+
+def record_dispute(
+    ctx: Ctx, p: Payment, *, gateway_ref: str, amount: int | None, reason: str | None, at: datetime
+) -> Dispute:
+    """Record a dispute (chargeback) of ``p`` once, flag the payment and raise an alert on its invoice."""
+    existing = ctx.session.scalar(
+        select(Dispute).where(Dispute.org_id == ctx.org_id, Dispute.gateway_ref == gateway_ref)
+    )
+    if existing is not None:
+        return existing
+    dispute = Dispute(
+        id=new_id("dp"),
+        org_id=ctx.org_id,
+        payment_id=p.id,
+        invoice_id=p.invoice_id,
+        gateway_ref=gateway_ref,
+        amount=amount if amount is not None else p.amount,
+        currency=p.currency,
+        reason=reason,
+        status="needs_response",
+        created_at=at,
+    )
+    ctx.session.add(dispute)
+    p.disputed, p.updated_at = True, at
+    ctx.session.flush()
+    raise_alert(
+        ctx.session,
+        org_id=ctx.org_id,
+        type="payment_disputed",
+        message=f"Payment {p.id} of invoice {p.invoice_id} is disputed ({reason or 'no reason given'})",
+        dedupe_key=f"dispute:{gateway_ref}",
+        now=at,
+        object_type="invoice",
+        object_id=p.invoice_id,
+        details={"payment_id": p.id, "dispute_id": dispute.id, "amount": dispute.amount, "reason": reason},
+        severity="critical",
+    )
+    record(
+        ctx,
+        action="dispute.create",
+        object_type="dispute",
+        object_id=dispute.id,
+        changes={"payment_id": p.id, "amount": dispute.amount, "reason": reason},
+        event_type="charge.dispute.created",
+        data={"id": dispute.id, "payment_id": p.id, "invoice_id": p.invoice_id, "amount": dispute.amount},
+    )
+    return dispute

@@ -1,0 +1,78 @@
+"""Helpers for payment tests: a container on a frozen clock, customers with payment methods, invoices."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, text
+
+from revflow.adapters.payments.sandbox import SandboxGateway
+from revflow.bootstrap import Container, build
+from revflow.config import Settings
+from revflow.domain.clock import FrozenClock
+from revflow.jobs.worker import Worker
+from revflow.storage.models import Base
+from revflow.storage.payment_models import SandboxCharge
+from tests.conftest import Tenant
+
+T0 = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def frozen_container(db_url: str, **settings: Any) -> Iterator[Container]:
+    """A container whose clock the test moves; leases of 0 s so the janitor resolves at once."""
+    c = build(
+        Settings(database_url=db_url, payment_lease_seconds=0, **settings),
+        clock=FrozenClock(T0),
+        auto_migrate=False,
+    )
+    yield c
+    if c.engine.dialect.name == "postgresql":
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        with c.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    c.close()
+
+
+def clock(container: Container) -> FrozenClock:
+    assert isinstance(container.clock, FrozenClock)
+    return container.clock
+
+
+def work(container: Container) -> dict[str, int]:
+    """One worker cycle; fails the test if a job failed."""
+    done = Worker(container).run_once()
+    assert all(v >= 0 for v in done.values()), done
+    return done
+
+
+def customer(t: Tenant, *, email: str | None = "ada@example.com", token: str | None = "pm_card_visa") -> str:
+    cus = t.post("/v1/customers", {"name": "Ada Lovelace", "email": email, "currency": "USD"}).json()
+    if token is not None:
+        r = t.post(f"/v1/customers/{cus['id']}/payment_methods", {"token": token})
+        assert r.status_code == 201, r.text
+    return str(cus["id"])
+
+
+def open_invoice(
+    t: Tenant, customer_id: str, amount: int = 5000, *, method: str = "charge_automatically"
+) -> str:
+    inv = t.post(
+        "/v1/invoices",
+        {
+            "customer_id": customer_id,
+            "collection_method": method,
+            "items": [{"description": "Pro", "amount": amount}],
+        },
+    ).json()
+    fin = t.post(f"/v1/invoices/{inv['id']}/finalize")
+    assert fin.status_code == 200, fin.text
+    return str(inv["id"])
+
+
+def sandbox_charges(container: Container) -> int:
+    gateway = container.gateway
+    assert isinstance(gateway, SandboxGateway)
+    with gateway._sessions() as s:  # the gateway's own books
+        return int(s.scalar(select(func.count()).select_from(SandboxCharge)) or 0)

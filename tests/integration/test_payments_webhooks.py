@@ -1,0 +1,399 @@
+"""Inbound gateway webhooks, driven through a fake gateway named ``stripe`` that signs with our test helper;
+refunds, disputes and reconciliation."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from revflow.adapters.payments.sandbox import SandboxGateway
+from revflow.bootstrap import Container
+from revflow.jobs.worker import reconcile_payments
+from revflow.storage.models import Alert, CreditNote, Payment
+from revflow.storage.payment_models import GatewayEventRecord, SandboxCharge
+from tests.conftest import Tenant
+from tests.integration.payment_helpers import clock, customer, frozen_container, open_invoice, work
+
+
+class FakeStripe(SandboxGateway):
+    """The sandbox's books and behaviour under the name ``stripe``: the webhook route and processing are
+    exercised without the Stripe SDK (the Stripe adapter's own tests cover Stripe's signature scheme)."""
+
+    name = "stripe"
+
+
+@pytest.fixture
+def container(db_url: str) -> Iterator[Container]:
+    for c in frozen_container(db_url):
+        sandbox = c.gateway
+        assert isinstance(sandbox, SandboxGateway)
+        c.gateway = FakeStripe(sandbox._sessions, c.clock, webhook_secret="whsec_test")
+        yield c
+
+
+def _gw(container: Container) -> FakeStripe:
+    assert isinstance(container.gateway, FakeStripe)
+    return container.gateway
+
+
+def _post(t: Tenant, container: Container, body: bytes, *, headers: dict[str, str] | None = None) -> Any:
+    signed = _gw(container).sign(body) if headers is None else headers
+    return t.http.post(
+        "/v1/webhooks/stripe", content=body, headers={**signed, "content-type": "application/json"}
+    )
+
+
+def _event(
+    container: Container, payment_ref: str, raw_type: str, *, event_id: str, status: str, at: datetime
+) -> bytes:
+    body = json.loads(_gw(container).event_payload(payment_ref, raw_type, event_id=event_id))
+    body["created"] = int(at.timestamp())
+    body["data"]["object"]["status"] = status
+    return json.dumps(body).encode()
+
+
+def _events(container: Container) -> list[tuple[str, str]]:
+    with container.sessions() as s:
+        return [
+            (e.event_id, e.status)
+            for e in s.scalars(select(GatewayEventRecord).order_by(GatewayEventRecord.id))
+        ]
+
+
+def _paid_invoice(t: Tenant, container: Container, token: str = "pm_card_visa") -> tuple[str, dict[str, Any]]:
+    inv = open_invoice(t, customer(t, token=token))
+    work(container)
+    (payment,) = t.get("/v1/payments", params={"invoice_id": inv}).json()["data"]
+    return inv, payment
+
+
+class TestWebhooks:
+    def test_a_late_failure_event_does_not_unpay_and_a_duplicate_is_processed_once(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        inv, payment = _paid_invoice(tenant, container)
+        now = clock(container).now()
+        ok = _event(
+            container,
+            payment["gateway_ref"],
+            "payment_intent.succeeded",
+            event_id="evt_1",
+            status="succeeded",
+            at=now,
+        )
+        late = _event(
+            container,
+            payment["gateway_ref"],
+            "payment_intent.payment_failed",
+            event_id="evt_2",
+            status="failed",
+            at=now - timedelta(minutes=1),
+        )
+
+        first = _post(tenant, container, ok)
+        again = _post(tenant, container, ok)
+        failed = _post(tenant, container, late)
+
+        assert [r.status_code for r in (first, again, failed)] == [200, 200, 200]
+        assert [r.json()["status"] for r in (first, again, failed)] == ["ignored", "duplicate", "ignored"]
+        assert tenant.get(f"/v1/invoices/{inv}").json()["status"] == "paid"
+        assert tenant.get(f"/v1/payments/{payment['id']}").json()["status"] == "succeeded"
+        assert _events(container) == [("evt_1", "ignored"), ("evt_2", "ignored")]
+
+    def test_ach_events_in_reverse_order_leave_the_payment_succeeded(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        inv, payment = _paid_invoice(tenant, container, token="pm_usBankAccount")
+        now = clock(container).now()
+        processing = _event(
+            container,
+            payment["gateway_ref"],
+            "payment_intent.processing",
+            event_id="evt_p",
+            status="processing",
+            at=now,
+        )
+        succeeded = _event(
+            container,
+            payment["gateway_ref"],
+            "payment_intent.succeeded",
+            event_id="evt_s",
+            status="succeeded",
+            at=now + timedelta(days=4),
+        )
+
+        r1 = _post(tenant, container, succeeded)
+        r2 = _post(tenant, container, processing)
+
+        assert (r1.json()["status"], r2.json()["status"]) == ("processed", "ignored")
+        assert tenant.get(f"/v1/invoices/{inv}").json()["status"] == "paid"
+        assert tenant.get(f"/v1/payments/{payment['id']}").json()["status"] == "succeeded"
+
+    def test_concurrent_duplicates_are_applied_exactly_once(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        inv, payment = _paid_invoice(tenant, container, token="pm_usBankAccount")
+        body = _event(
+            container,
+            payment["gateway_ref"],
+            "payment_intent.succeeded",
+            event_id="evt_dup",
+            status="succeeded",
+            at=clock(container).now() + timedelta(days=4),
+        )
+        headers = _gw(container).sign(body)
+        answers: list[str] = []
+
+        def deliver() -> None:
+            answers.append(_post(tenant, container, body, headers=headers).json()["status"])
+
+        threads = [threading.Thread(target=deliver) for _ in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+
+        assert sorted(answers) == ["duplicate", "duplicate", "duplicate", "processed"]
+        assert _events(container) == [("evt_dup", "processed")]
+        invoice = tenant.get(f"/v1/invoices/{inv}").json()
+        assert (invoice["status"], invoice["amount_paid"]) == ("paid", 5000)
+        assert tenant.get(f"/v1/customers/{invoice['customer_id']}/balance_transactions").json()["data"] == []
+
+    def test_an_event_for_an_unknown_object_is_recorded_and_acknowledged(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        body = json.dumps(
+            {
+                "id": "evt_x",
+                "type": "payment_intent.succeeded",
+                "created": 1900000000,
+                "data": {
+                    "object": {
+                        "id": "pi_unknown",
+                        "object": "payment_intent",
+                        "amount": 100,
+                        "currency": "usd",
+                        "status": "succeeded",
+                        "metadata": {},
+                    }
+                },
+            }
+        ).encode()
+        other = json.dumps(
+            {
+                "id": "evt_y",
+                "type": "customer.created",
+                "created": 1900000000,
+                "data": {"object": {"id": "cus_1", "object": "customer"}},
+            }
+        ).encode()
+
+        r = _post(tenant, container, body)
+        o = _post(tenant, container, other)
+
+        assert (r.status_code, r.json()["status"]) == (200, "unmatched")
+        assert (o.status_code, o.json()["status"]) == (200, "ignored")
+        assert _events(container) == [("evt_x", "unmatched"), ("evt_y", "ignored")]
+
+    def test_bad_signatures_and_malformed_json_answer_400_and_store_nothing(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        body = b'{"id": "evt_1", "type": "payment_intent.succeeded"}'
+        stale = _gw(container).sign(body, timestamp=1_000_000_000)
+
+        unsigned = tenant.http.post("/v1/webhooks/stripe", content=body)
+        forged = _post(tenant, container, body, headers={"revflow-sandbox-signature": "t=1,v1=00"})
+        too_old = _post(tenant, container, body, headers=stale)
+        malformed = _post(tenant, container, b"{not json")
+        wrong_gateway = tenant.http.post("/v1/webhooks/sandbox", content=body)
+
+        assert [(r.status_code, r.json()["code"]) for r in (unsigned, forged, too_old)] == [
+            (400, "invalid_signature")
+        ] * 3
+        assert (malformed.status_code, malformed.json()["code"]) == (400, "malformed_payload")
+        assert wrong_gateway.status_code == 404
+        assert _events(container) == []
+
+    def test_a_dispute_is_recorded_and_flags_the_invoice(self, tenant: Tenant, container: Container) -> None:
+        inv, payment = _paid_invoice(tenant, container)
+        body = json.dumps(
+            {
+                "id": "evt_dp",
+                "type": "charge.dispute.created",
+                "created": 1900000000,
+                "data": {
+                    "object": {
+                        "id": "dp_1",
+                        "object": "dispute",
+                        "amount": 5000,
+                        "reason": "fraudulent",
+                        "payment_intent": payment["gateway_ref"],
+                    }
+                },
+            }
+        ).encode()
+
+        r = _post(tenant, container, body)
+        _post(tenant, container, body)
+
+        assert r.json()["status"] == "processed"
+        view = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        assert view["disputed"] is True
+        alerts = tenant.get("/v1/alerts").json()["data"]
+        assert [(a["type"], a["object_id"], a["severity"]) for a in alerts] == [
+            ("payment_disputed", inv, "critical")
+        ]
+        assert tenant.get(f"/v1/payments/{payment['id']}").json()["disputed"] is True
+
+
+class TestRefunds:
+    def test_partial_then_full_refunds_issue_credit_notes_and_refuse_more_than_paid(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        inv, payment = _paid_invoice(tenant, container)
+
+        part = tenant.post(
+            f"/v1/payments/{payment['id']}/refunds", {"amount": 2000, "reason": "requested_by_customer"}
+        )
+        too_much = tenant.post(f"/v1/payments/{payment['id']}/refunds", {"amount": 3001})
+        rest = tenant.post(f"/v1/payments/{payment['id']}/refunds", {})
+
+        assert part.status_code == 201, part.text
+        assert (too_much.status_code, too_much.json()["code"]) == (422, "refund_amount_too_large")
+        assert (rest.status_code, rest.json()["amount"]) == (201, 3000)
+        notes = tenant.get("/v1/credit_notes", params={"invoice_id": inv}).json()["data"]
+        assert sorted(n["amount"] for n in notes) == [2000, 3000]
+        assert {part.json()["credit_note_id"], rest.json()["credit_note_id"]} == {n["id"] for n in notes}
+        assert tenant.get(f"/v1/payments/{payment['id']}").json()["amount_refunded"] == 5000
+        cus = tenant.get(f"/v1/invoices/{inv}").json()["customer_id"]
+        balance = tenant.get(f"/v1/customers/{cus}/balance_transactions").json()["data"]
+        assert sum(b["amount"] for b in balance) == 0  # the credit went back as money, not as balance
+        with _gw(container)._sessions() as s:
+            assert s.scalars(select(SandboxCharge.amount_refunded)).one() == 5000
+        with container.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(CreditNote)) == 2
+
+    def test_refunding_an_unpaid_attempt_is_refused(self, tenant: Tenant, container: Container) -> None:
+        inv = open_invoice(tenant, customer(tenant, token="pm_card_chargeDeclined"))
+        work(container)
+        (failed,) = [
+            p
+            for p in tenant.get("/v1/payments", params={"invoice_id": inv}).json()["data"]
+            if p["status"] == "failed"
+        ]
+
+        r = tenant.post(f"/v1/payments/{failed['id']}/refunds", {"amount": 1})
+
+        assert (r.status_code, r.json()["code"]) == (409, "invalid_state")
+
+
+class TestReconciliation:
+    def test_planted_discrepancies_become_alerts_and_matching_payments_do_not(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        _, clean = _paid_invoice(tenant, container)
+        _, tampered = _paid_invoice(tenant, container)
+        with container.sessions() as s:  # plant: Revflow's record of one payment disagrees with the gateway
+            s.get_one(Payment, tampered["id"]).amount = 4999
+            s.commit()
+        with _gw(container)._sessions() as s:  # plant: a charge at the gateway that Revflow never recorded
+            s.add(
+                SandboxCharge(
+                    id="pi_sbx_planted",
+                    idempotency_key="planted",
+                    customer_ref="cus_x",
+                    payment_method="pm_x",
+                    amount=777,
+                    currency="USD",
+                    status="succeeded",
+                    payment_method_type="card",
+                    amount_refunded=0,
+                    metadata_={"revflow_org_id": tenant.org_id},
+                    created=clock(container).now(),
+                    hard_decline=False,
+                )
+            )
+            s.commit()
+
+        found = reconcile_payments(container, force=True)
+        again = reconcile_payments(container, force=True)
+
+        assert (found, again) == (2, 2)
+        with container.sessions() as s:
+            alerts = list(s.scalars(select(Alert).where(Alert.type == "payment_discrepancy")))
+        kinds = sorted((a.details["kind"], a.details["gateway_ref"]) for a in alerts)
+        assert kinds == [
+            ("amount_mismatch", tampered["gateway_ref"]),
+            ("missing_in_revflow", "pi_sbx_planted"),
+        ]
+        assert all(a.object_id != clean["id"] for a in alerts)
+        assert (
+            next(a for a in alerts if a.details["kind"] == "amount_mismatch").details["gateway"] == "stripe"
+        )
+
+
+class TestGatewaySideChanges:
+    def test_a_refund_made_at_the_gateway_is_booked_once_with_its_credit_note(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        inv, payment = _paid_invoice(tenant, container)
+        body = json.dumps(
+            {
+                "id": "evt_re",
+                "type": "charge.refunded",
+                "created": 1900000000,
+                "data": {
+                    "object": {
+                        "id": "re_dashboard",
+                        "object": "refund",
+                        "amount": 1500,
+                        "amount_refunded": 1500,
+                        "currency": "USD",
+                        "status": "succeeded",
+                        "payment_intent": payment["gateway_ref"],
+                    }
+                },
+            }
+        ).encode()
+
+        first = _post(tenant, container, body)
+        replay = json.loads(body)
+        replay["id"] = "evt_re_again"  # the same refund reported by a second event
+        second = _post(tenant, container, json.dumps(replay).encode())
+
+        assert (first.json()["status"], second.json()["status"]) == ("processed", "ignored")
+        assert tenant.get(f"/v1/payments/{payment['id']}").json()["amount_refunded"] == 1500
+        notes = tenant.get("/v1/credit_notes", params={"invoice_id": inv}).json()["data"]
+        assert [n["amount"] for n in notes] == [1500]
+
+    def test_a_payment_method_detached_at_the_gateway_is_no_longer_default(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        cus = customer(tenant)
+        (pm,) = tenant.get(f"/v1/customers/{cus}/payment_methods").json()["data"]
+        body = json.dumps(
+            {
+                "id": "evt_pm",
+                "type": "payment_method.detached",
+                "created": 1900000000,
+                "data": {
+                    "object": {
+                        "id": pm["token"],
+                        "object": "payment_method",
+                        "type": "card",
+                        "card": {"brand": "visa", "last4": "4242", "exp_month": 1, "exp_year": 2035},
+                    }
+                },
+            }
+        ).encode()
+
+        r = _post(tenant, container, body)
+
+        assert r.json()["status"] == "processed"
+        assert tenant.get(f"/v1/customers/{cus}/payment_methods").json()["data"] == []
