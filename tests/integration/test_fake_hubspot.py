@@ -1,0 +1,581 @@
+"""The fake HubSpot answers the official ``hubspot-api-client`` SDK as HubSpot's CRM v3 API does: every answer
+parses into the SDK's typed models, every refusal into its ``ApiException`` with HubSpot's status and error
+body. No database: these run once, not per storage backend."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import urllib3
+from hubspot.crm import companies, deals, properties
+from hubspot.crm.associations import v4 as assoc_v4
+from hubspot.utils.signature import Signature
+
+from tests.fakes.hubspot import FakeHubSpot, sign_v3
+
+HOOK_URL = "https://revflow.example.com/v1/webhooks/hubspot"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeHubSpot]:
+    with FakeHubSpot(hang_seconds=1.5, webhook_url=HOOK_URL) as f:
+        yield f
+
+
+@pytest.fixture
+def sdk(fake: FakeHubSpot) -> Any:
+    return fake.sdk(retry=False)
+
+
+def _company(sdk: Any, **props: str) -> Any:
+    body = companies.SimplePublicObjectInputForCreate(properties={"name": "Acme", **props})
+    return sdk.crm.companies.basic_api.create(body)
+
+
+def _error(exc: pytest.ExceptionInfo[Any]) -> dict[str, Any]:
+    body = json.loads(exc.value.body)
+    assert body["status"] == "error" and body["correlationId"]
+    return dict(body)
+
+
+class TestObjects:
+    def test_create_answers_201_with_a_typed_simple_public_object(self, sdk: Any) -> None:
+        body = companies.SimplePublicObjectInputForCreate(properties={"name": "Acme", "domain": "acme.io"})
+
+        created, status, _ = sdk.crm.companies.basic_api.create_with_http_info(body)
+
+        assert status == 201
+        assert isinstance(created, companies.SimplePublicObject)
+        assert created.id.isdigit() and created.archived is False
+        assert isinstance(created.created_at, datetime) and created.created_at == created.updated_at
+        assert created.properties["name"] == "Acme" and created.properties["domain"] == "acme.io"
+        assert created.properties["hs_object_id"] == created.id
+        assert created.properties["createdate"] == created.properties["hs_lastmodifieddate"]
+        assert created.properties["createdate"].endswith("Z")
+
+    def test_get_answers_default_or_requested_properties(self, sdk: Any) -> None:
+        created = _company(sdk, city="Lyon", revflow_plan="pro")
+
+        default = sdk.crm.companies.basic_api.get_by_id(created.id)
+        asked = sdk.crm.companies.basic_api.get_by_id(
+            created.id, properties=["city", "revflow_mrr", "no_such_property"]
+        )
+
+        assert isinstance(default, companies.SimplePublicObjectWithAssociations)
+        assert set(default.properties) == {
+            "createdate",
+            "domain",
+            "hs_lastmodifieddate",
+            "hs_object_id",
+            "name",
+        }
+        assert default.properties["domain"] is None
+        assert asked.properties == {
+            "city": "Lyon",
+            "createdate": created.properties["createdate"],
+            "hs_lastmodifieddate": created.properties["hs_lastmodifieddate"],
+            "hs_object_id": created.id,
+            "revflow_mrr": None,
+        }
+
+    def test_patch_updates_clears_and_bumps_last_modified(self, fake: FakeHubSpot, sdk: Any) -> None:
+        created = _company(sdk, city="Lyon")
+        fake.advance_time(1500)
+
+        updated = sdk.crm.companies.basic_api.update(
+            created.id, companies.SimplePublicObjectInput(properties={"name": "Acme SA", "city": ""})
+        )
+
+        assert isinstance(updated, companies.SimplePublicObject)
+        assert updated.properties["name"] == "Acme SA" and "city" not in updated.properties
+        assert (updated.updated_at - updated.created_at).total_seconds() >= 1.5
+        assert fake.get("companies", created.id)["properties"]["name"] == "Acme SA"  # type: ignore[index]
+
+    def test_read_and_update_by_a_unique_property(self, sdk: Any) -> None:
+        created = _company(sdk, revflow_id="cus_42")
+
+        found = sdk.crm.companies.basic_api.get_by_id("cus_42", id_property="revflow_id")
+        sdk.crm.companies.basic_api.update(
+            "cus_42", companies.SimplePublicObjectInput(properties={"city": "Oslo"}), id_property="revflow_id"
+        )
+
+        assert found.id == created.id
+        assert (
+            sdk.crm.companies.basic_api.get_by_id(created.id, properties=["city"]).properties["city"]
+            == "Oslo"
+        )
+
+    def test_list_pages_with_after_cursor(self, sdk: Any) -> None:
+        ids = [_company(sdk, name=f"c{i}").id for i in range(5)]
+
+        first = sdk.crm.companies.basic_api.get_page(limit=2)
+        second = sdk.crm.companies.basic_api.get_page(limit=2, after=first.paging.next.after)
+        everything = sdk.crm.companies.get_all()
+
+        assert [c.id for c in first.results] == ids[:2]
+        assert first.paging.next.after == ids[2]
+        assert first.paging.next.link.endswith(f"after={ids[2]}")
+        assert [c.id for c in second.results] == ids[2:4]
+        assert [c.id for c in everything] == ids
+
+    def test_list_limit_above_100_is_refused(self, sdk: Any) -> None:
+        with pytest.raises(companies.ApiException) as exc:
+            sdk.crm.companies.basic_api.get_page(limit=101)
+
+        assert exc.value.status == 400
+        assert _error(exc)["category"] == "VALIDATION_ERROR"
+
+
+class TestSearch:
+    def test_filters_sorts_and_pages(self, fake: FakeHubSpot, sdk: Any) -> None:
+        start = fake.freeze_time()
+        made = []
+        for i in range(5):
+            made.append(_company(sdk, name=f"c{i}", revflow_plan="pro" if i % 2 == 0 else "basic").id)
+            fake.advance_time(1000)
+        request = companies.PublicObjectSearchRequest(
+            filter_groups=[
+                {
+                    "filters": [
+                        {
+                            "propertyName": "hs_lastmodifieddate",
+                            "operator": "GTE",
+                            "value": str(start + 1000),
+                        },
+                        {"propertyName": "revflow_plan", "operator": "EQ", "value": "PRO"},
+                    ]
+                }
+            ],
+            sorts=[{"propertyName": "hs_lastmodifieddate", "direction": "DESCENDING"}],
+            properties=["revflow_plan"],
+            limit=1,
+        )
+
+        first = sdk.crm.companies.search_api.do_search(request)
+        request.after = first.paging.next.after
+        second = sdk.crm.companies.search_api.do_search(request)
+
+        assert isinstance(first, companies.CollectionResponseWithTotalSimplePublicObjectForwardPaging)
+        assert first.total == 2
+        assert [c.id for c in first.results] == [made[4]]
+        assert first.results[0].properties["revflow_plan"] == "pro"
+        assert first.paging.next.after == "1"
+        assert [c.id for c in second.results] == [made[2]] and second.paging is None
+
+    def test_gt_excludes_the_timestamp_and_groups_are_ored(self, fake: FakeHubSpot, sdk: Any) -> None:
+        at = fake.freeze_time()
+        tied = [_company(sdk, name=f"t{i}").id for i in range(2)]
+        fake.advance_time(1)
+        later = _company(sdk, name="later", city="Paris").id
+        gt = {"propertyName": "hs_lastmodifieddate", "operator": "GT", "value": str(at)}
+        city = {"propertyName": "city", "operator": "EQ", "value": "paris"}
+
+        after = sdk.crm.companies.search_api.do_search(
+            companies.PublicObjectSearchRequest(filter_groups=[{"filters": [gt]}])
+        )
+        either = sdk.crm.companies.search_api.do_search(
+            companies.PublicObjectSearchRequest(
+                filter_groups=[
+                    {"filters": [city]},
+                    {"filters": [{"propertyName": "name", "operator": "EQ", "value": "t0"}]},
+                ]
+            )
+        )
+
+        assert [c.id for c in after.results] == [later]
+        assert sorted(c.id for c in either.results) == sorted([tied[0], later])
+
+    def test_limits_are_hubspots(self, sdk: Any) -> None:
+        too_many = companies.PublicObjectSearchRequest(limit=201)
+        bad_property = companies.PublicObjectSearchRequest(
+            filter_groups=[{"filters": [{"propertyName": "nope", "operator": "EQ", "value": "x"}]}]
+        )
+
+        with pytest.raises(companies.ApiException) as limit_exc:
+            sdk.crm.companies.search_api.do_search(too_many)
+        with pytest.raises(companies.ApiException) as prop_exc:
+            sdk.crm.companies.search_api.do_search(bad_property)
+        page = sdk.crm.companies.search_api.do_search(companies.PublicObjectSearchRequest(limit=200))
+
+        assert limit_exc.value.status == 400 and _error(limit_exc)["category"] == "VALIDATION_ERROR"
+        assert prop_exc.value.status == 400 and "nope" in _error(prop_exc)["message"]
+        assert page.total == 0 and page.results == []
+
+    def test_search_answers_carry_no_rate_limit_headers(self, sdk: Any) -> None:
+        _company(sdk)
+
+        _, _, search_headers = sdk.crm.companies.search_api.do_search_with_http_info(
+            companies.PublicObjectSearchRequest()
+        )
+        _, _, list_headers = sdk.crm.companies.basic_api.get_page_with_http_info()
+
+        assert "X-HubSpot-RateLimit-Max" not in search_headers
+        assert list_headers["X-HubSpot-RateLimit-Max"] == "190"
+
+
+class TestDealsAndAssociations:
+    def test_deal_created_with_a_company_association(self, fake: FakeHubSpot, sdk: Any) -> None:
+        company = _company(sdk)
+        spec = deals.AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=341)
+        body = deals.SimplePublicObjectInputForCreate(
+            properties={"dealname": "Acme Pro", "dealstage": "contractsent", "amount": "1200.50"},
+            associations=[
+                deals.PublicAssociationsForObject(to=deals.PublicObjectId(id=company.id), types=[spec])
+            ],
+        )
+
+        deal = sdk.crm.deals.basic_api.create(body)
+        read = sdk.crm.deals.basic_api.get_by_id(deal.id, associations=["companies"])
+        back = sdk.crm.companies.basic_api.get_by_id(company.id, associations=["deals"])
+
+        assert isinstance(deal, deals.SimplePublicObject)
+        assert deal.properties["pipeline"] == "default" and deal.properties["hs_is_closed_won"] == "false"
+        assert read.properties["amount"] == "1200.50" and read.properties["dealstage"] == "contractsent"
+        assert [(a.id, a.type) for a in read.associations["companies"].results] == [
+            (company.id, "deal_to_company_unlabeled")
+        ]
+        assert [(a.id, a.type) for a in back.associations["deals"].results] == [
+            (deal.id, "company_to_deal_unlabeled")
+        ]
+
+    def test_v4_default_association(self, sdk: Any) -> None:
+        company = _company(sdk)
+        deal = sdk.crm.deals.basic_api.create(
+            deals.SimplePublicObjectInputForCreate(properties={"dealname": "D"})
+        )
+
+        result = sdk.crm.associations.v4.basic_api.create_default("deals", deal.id, "companies", company.id)
+        again = sdk.crm.associations.v4.basic_api.create_default("deals", deal.id, "companies", company.id)
+        read = sdk.crm.deals.basic_api.get_by_id(deal.id, associations=["companies"])
+
+        assert isinstance(result, assoc_v4.BatchResponsePublicDefaultAssociation)
+        assert result.status == "COMPLETE"
+        assert result.results[0].association_spec.association_type_id == 341
+        assert again.results[0].to.id == company.id
+        assert [a.id for a in read.associations["companies"].results] == [company.id]
+
+    def test_association_to_a_missing_company_is_refused(self, sdk: Any) -> None:
+        spec = deals.AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=341)
+        body = deals.SimplePublicObjectInputForCreate(
+            properties={"dealname": "D"},
+            associations=[deals.PublicAssociationsForObject(to=deals.PublicObjectId(id="999"), types=[spec])],
+        )
+
+        with pytest.raises(deals.ApiException) as exc:
+            sdk.crm.deals.basic_api.create(body)
+
+        assert exc.value.status == 400 and _error(exc)["category"] == "VALIDATION_ERROR"
+
+
+class TestErrors:
+    def test_bad_token_is_401_invalid_authentication(self, fake: FakeHubSpot) -> None:
+        import hubspot
+
+        sdk = hubspot.HubSpot(access_token="pat-na1-wrong", host=fake.url)
+
+        with pytest.raises(companies.ApiException) as exc:
+            sdk.crm.companies.basic_api.get_page()
+
+        assert isinstance(exc.value, companies.exceptions.UnauthorizedException)
+        assert exc.value.status == 401 and _error(exc)["category"] == "INVALID_AUTHENTICATION"
+
+    def test_missing_object_is_404_object_not_found(self, sdk: Any) -> None:
+        with pytest.raises(deals.ApiException) as exc:
+            sdk.crm.deals.basic_api.get_by_id("123")
+
+        assert isinstance(exc.value, deals.exceptions.NotFoundException)
+        assert _error(exc)["category"] == "OBJECT_NOT_FOUND"
+
+    def test_unknown_property_and_bad_values_are_400_validation_errors(self, sdk: Any) -> None:
+        body = deals.SimplePublicObjectInputForCreate(
+            properties={"dealname": "D", "plan_tier": "x", "dealstage": "won", "amount": "12,5"}
+        )
+
+        with pytest.raises(deals.ApiException) as exc:
+            sdk.crm.deals.basic_api.create(body)
+
+        error = _error(exc)
+        assert exc.value.status == 400 and error["category"] == "VALIDATION_ERROR"
+        assert error["message"].startswith("Property values were not valid: ")
+        problems = json.loads(error["message"].removeprefix("Property values were not valid: "))
+        assert {(p["name"], p["error"]) for p in problems} == {
+            ("plan_tier", "PROPERTY_DOESNT_EXIST"),
+            ("dealstage", "INVALID_OPTION"),
+            ("amount", "INVALID_DECIMAL"),
+        }
+
+    def test_unique_value_conflict_is_409_with_the_existing_id(self, sdk: Any) -> None:
+        first = _company(sdk, revflow_id="cus_1")
+
+        with pytest.raises(companies.ApiException) as exc:
+            _company(sdk, revflow_id="cus_1")
+
+        error = _error(exc)
+        assert exc.value.status == 409 and error["category"] == "OBJECT_ALREADY_EXISTS"
+        assert error["message"] == f"Company already exists. Existing ID: {first.id}"
+        assert error["errors"][0]["in"] == "revflow_id"
+
+
+class TestProperties:
+    def test_create_property_201_then_409(self, fake: FakeHubSpot, sdk: Any) -> None:
+        fake.reset_properties()
+        body = properties.PropertyCreate(
+            name="revflow_plan",
+            label="Revflow plan",
+            type="string",
+            field_type="text",
+            group_name="dealinformation",
+        )
+
+        created, status, _ = sdk.crm.properties.core_api.create_with_http_info("deals", body)
+        with pytest.raises(properties.ApiException) as exc:
+            sdk.crm.properties.core_api.create("deals", body)
+        listed = sdk.crm.properties.core_api.get_all("deals")
+        one = sdk.crm.properties.core_api.get_by_name("deals", "revflow_plan")
+
+        assert status == 201 and isinstance(created, properties.ModelProperty)
+        assert created.name == "revflow_plan" and created.hubspot_defined is None
+        assert exc.value.status == 409 and _error(exc)["category"] == "OBJECT_ALREADY_EXISTS"
+        assert "revflow_plan" in {p.name for p in listed.results} and "dealstage" in {
+            p.name for p in listed.results
+        }
+        assert one.type == "string" and one.group_name == "dealinformation"
+
+    def test_a_property_exists_only_once_created(self, fake: FakeHubSpot, sdk: Any) -> None:
+        fake.reset_properties()
+
+        with pytest.raises(companies.ApiException) as exc:
+            _company(sdk, revflow_plan="pro")
+
+        assert exc.value.status == 400 and "PROPERTY_DOESNT_EXIST" in _error(exc)["message"]
+        assert "revflow_plan" not in fake.property_names("companies")
+
+
+class TestRateLimits:
+    def test_answers_carry_hubspots_rate_limit_headers(self, sdk: Any) -> None:
+        _, _, headers = sdk.crm.companies.basic_api.create_with_http_info(
+            companies.SimplePublicObjectInputForCreate(properties={"name": "A"})
+        )
+
+        assert headers["X-HubSpot-RateLimit-Max"] == "190"
+        assert headers["X-HubSpot-RateLimit-Remaining"] == "189"
+        assert headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "10000"
+        assert (
+            int(headers["X-HubSpot-RateLimit-Daily-Remaining"])
+            == int(headers["X-HubSpot-RateLimit-Daily"]) - 1
+        )
+
+    def test_spent_budget_is_429_rate_limits_with_retry_after(self, fake: FakeHubSpot, sdk: Any) -> None:
+        fake.freeze_time()
+        fake.set_rate_limit(remaining=1)
+        _company(sdk)
+
+        with pytest.raises(companies.ApiException) as exc:
+            _company(sdk)
+        fake.advance_time(10_000)
+        after_window = _company(sdk, name="later")
+
+        error = _error(exc)
+        assert exc.value.status == 429 and error["category"] == "RATE_LIMITS"
+        assert error["policyName"] == "TEN_SECONDLY_ROLLING"
+        assert exc.value.headers["Retry-After"] == "10"
+        assert exc.value.headers["X-HubSpot-RateLimit-Remaining"] == "0"
+        assert [c["properties"]["name"] for c in fake.objects("companies")] == ["Acme", "later"]
+        assert after_window.properties["name"] == "later"
+
+
+class TestFaults:
+    def test_injected_429_and_500_then_normal_service(self, fake: FakeHubSpot, sdk: Any) -> None:
+        fake.inject_fault("429", retry_after=7)
+        fake.inject_fault("500", method="POST")
+
+        with pytest.raises(companies.ApiException) as limited:
+            _company(sdk)
+        with pytest.raises(companies.ApiException) as failed:
+            _company(sdk)
+        created = _company(sdk)
+
+        assert limited.value.status == 429 and limited.value.headers["Retry-After"] == "7"
+        assert isinstance(failed.value, companies.exceptions.ServiceException)
+        assert [c["id"] for c in fake.objects("companies")] == [created.id]
+        assert [r.fault for r in fake.requests] == ["429", "500", None]
+
+    def test_timeout_after_the_write_loses_only_the_answer(self, fake: FakeHubSpot, sdk: Any) -> None:
+        fake.inject_fault("timeout", path="/crm/v3/objects/companies")
+        body = companies.SimplePublicObjectInputForCreate(properties={"name": "Lost answer"})
+
+        with pytest.raises(urllib3.exceptions.HTTPError):
+            sdk.crm.companies.basic_api.create(body, _request_timeout=0.5)
+
+        assert [c["properties"]["name"] for c in fake.objects("companies")] == ["Lost answer"]
+        assert fake.requests[-1].status is None
+
+    def test_timeout_before_the_write_does_nothing(self, fake: FakeHubSpot, sdk: Any) -> None:
+        fake.inject_fault("timeout_before")
+
+        with pytest.raises(urllib3.exceptions.HTTPError):
+            _company_with_timeout(sdk)
+
+        assert fake.objects("companies") == []
+
+    def test_malformed_body_parses_into_an_empty_object(self, fake: FakeHubSpot, sdk: Any) -> None:
+        fake.inject_fault("malformed")
+
+        garbled, status, headers = sdk.crm.companies.basic_api.create_with_http_info(
+            companies.SimplePublicObjectInputForCreate(properties={"name": "x"})
+        )
+
+        # The SDK does not refuse an HTML body: it hands back a model whose every field is None, so the
+        # adapter must check what it gets.
+        assert status == 201 and headers["Content-Type"] == "text/html"
+        assert garbled.id is None and garbled.properties is None
+        assert len(fake.objects("companies")) == 1  # the write happened; only the answer is garbled
+
+
+def _company_with_timeout(sdk: Any) -> Any:
+    body = companies.SimplePublicObjectInputForCreate(properties={"name": "x"})
+    return sdk.crm.companies.basic_api.create(body, _request_timeout=0.5)
+
+
+class TestUserEditsAndWebhooks:
+    def test_edit_records_the_change_and_queues_subscribed_events(self, fake: FakeHubSpot) -> None:
+        fake.subscribe("deal.propertyChange", "dealstage")
+        fake.subscribe("deal.propertyChange", "revflow_plan")
+        fake.subscribe("deal.creation")
+        deal = fake.create(
+            "deals", {"dealname": "Acme", "dealstage": "contractsent", "revflow_plan": "basic"}
+        )
+        fake.advance_time(10)
+
+        edited = fake.edit("deals", deal["id"], dealstage="closedwon", revflow_plan="pro", amount="99")
+        events = fake.pending_webhooks()
+
+        assert edited["properties"]["hs_is_closed_won"] == "true"
+        assert edited["updatedAt"] > deal["updatedAt"]
+        assert [(e["subscriptionType"], e.get("propertyName"), e.get("propertyValue")) for e in events] == [
+            ("deal.creation", None, None),
+            ("deal.propertyChange", "dealstage", "contractsent"),
+            ("deal.propertyChange", "revflow_plan", "basic"),
+            ("deal.propertyChange", "dealstage", "closedwon"),
+            ("deal.propertyChange", "revflow_plan", "pro"),
+        ]
+        last = events[-1]
+        assert last["objectId"] == int(deal["id"]) and last["portalId"] == fake.portal_id
+        assert last["changeSource"] == "CRM_UI" and last["attemptNumber"] == 0
+        assert isinstance(last["eventId"], int) and isinstance(last["occurredAt"], int)
+        assert len({e["eventId"] for e in events}) == 5
+
+    def test_sign_produces_hubspots_v3_signature(self, fake: FakeHubSpot) -> None:
+        fake.subscribe("company.propertyChange", "name")
+        company = fake.create("companies", {"name": "A"})
+        fake.edit("companies", company["id"], name="B")
+
+        body, headers = fake.sign()
+
+        ts = headers["X-HubSpot-Request-Timestamp"]
+        expected = base64.b64encode(
+            hmac.new(
+                fake.client_secret.encode(), b"POST" + HOOK_URL.encode() + body + ts.encode(), hashlib.sha256
+            ).digest()
+        ).decode()
+        assert headers["X-HubSpot-Signature-v3"] == expected
+        assert Signature.is_valid(
+            headers["X-HubSpot-Signature-v3"],
+            fake.client_secret,
+            body.decode(),
+            HOOK_URL,
+            "POST",
+            signature_version="v3",
+            timestamp=ts,
+        )
+        assert (
+            headers["X-HubSpot-Signature"] == hashlib.sha256(fake.client_secret.encode() + body).hexdigest()
+        )
+        assert [e["propertyValue"] for e in json.loads(body)] == ["A", "B"]
+        assert len(fake.pending_webhooks()) == 2  # signing sends nothing
+
+    def test_signature_uses_the_decoded_uri(self) -> None:
+        encoded = "https://x.example/hook?a=b%3Ac"
+
+        headers = sign_v3(b"[]", "s", url=encoded, timestamp_ms=1)
+
+        assert headers == sign_v3(b"[]", "s", url="https://x.example/hook?a=b:c", timestamp_ms=1)
+
+    def test_failed_delivery_stays_queued_and_is_retried_with_attempt_number(self, fake: FakeHubSpot) -> None:
+        fake.subscribe("deal.creation")
+        fake.create("deals", {"dealname": "A"})
+        seen: list[list[dict[str, Any]]] = []
+
+        def down(body: bytes, headers: dict[str, str]) -> int:
+            seen.append(json.loads(body))
+            return 503
+
+        def up(body: bytes, headers: dict[str, str]) -> int:
+            seen.append(json.loads(body))
+            return 204
+
+        first = fake.deliver_webhooks(down)
+        second = fake.deliver_webhooks(up)
+
+        assert [d.status for d in first + second] == [503, 204]
+        assert [batch[0]["attemptNumber"] for batch in seen] == [0, 1]
+        assert seen[0][0]["eventId"] == seen[1][0]["eventId"]
+        assert fake.pending_webhooks() == []
+
+    def test_batches_hold_at_most_100_events(self, fake: FakeHubSpot) -> None:
+        fake.subscribe("company.creation")
+        for i in range(150):
+            fake.create("companies", {"name": f"c{i}"})
+
+        sizes: list[int] = []
+        fake.deliver_webhooks(lambda body, headers: sizes.append(len(json.loads(body))) or 200)
+
+        assert sizes == [100, 50]
+
+    def test_delivers_to_the_target_url_over_http(self) -> None:
+        received: list[tuple[str, bytes, dict[str, str]]] = []
+
+        class Receiver(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                data = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((self.path, data, {k.lower(): v for k, v in self.headers.items()}))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1/webhooks/hubspot"
+        try:
+            with FakeHubSpot(webhook_url=url) as fake:
+                fake.subscribe("deal.creation")
+                fake.create("deals", {"dealname": "A"})
+
+                deliveries = fake.deliver_webhooks()
+        finally:
+            server.shutdown()
+            server.server_close()
+
+        ((path, body, headers),) = received
+        assert deliveries[0].status == 200 and path == "/v1/webhooks/hubspot"
+        assert Signature.is_valid(
+            headers["x-hubspot-signature-v3"],
+            "fake-hubspot-client-secret",
+            body.decode(),
+            url,
+            "POST",
+            signature_version="v3",
+            timestamp=headers["x-hubspot-request-timestamp"],
+        )
