@@ -8,10 +8,13 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -579,3 +582,145 @@ class TestUserEditsAndWebhooks:
             signature_version="v3",
             timestamp=headers["x-hubspot-request-timestamp"],
         )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Conformance with HubSpot's published OpenAPI descriptions, as generated into the SDK: every operation the
+# fake answered exists there with that method and success status, and every body uses only the fields of the
+# model the SDK declares for it (errors: the Error model, plus fields HubSpot's rate-limit errors document).
+# ----------------------------------------------------------------------------------------------------
+
+_SDK_PACKAGES = ("crm.companies", "crm.deals", "crm.properties", "crm.associations.v4")
+_OPERATION = re.compile(
+    r'response_types_map = \{(?P<map>[^}]*)\}\s+return self\.api_client\.call_api\(\s+"(?P<path>[^"]+)",\s+'
+    r'"(?P<method>[A-Z]+)"'
+)
+#: Fields HubSpot's error bodies carry beyond the generated Error model: "status" on every error, and
+#: "errorType"/"policyName" on 429s (https://developers.hubspot.com/docs/api/usage-details).
+_ERROR_EXTRAS = {"status", "errorType", "policyName"}
+
+
+@dataclass(frozen=True)
+class _Operation:
+    package: str
+    method: str
+    pattern: re.Pattern[str]
+    statuses: dict[int, str]
+
+
+def _sdk_operations() -> list[_Operation]:
+    import hubspot
+
+    root = Path(hubspot.__file__).parent
+    out = []
+    for package in _SDK_PACKAGES:
+        for source in sorted((root / package.replace(".", "/") / "api").glob("*_api.py")):
+            for m in _OPERATION.finditer(source.read_text()):
+                statuses = {int(k): v for k, v in re.findall(r'(\d+): "(\w+)"', m["map"])}
+                regex = "^" + re.sub(r"\{[A-Za-z]+\}", "[^/]+", m["path"]) + "$"
+                out.append(_Operation(package, m["method"], re.compile(regex), statuses))
+    return out
+
+
+def _check_shape(body: Any, type_name: str, models: Any, where: str) -> list[str]:
+    """Fields of ``body`` that the SDK model ``type_name`` (or its nested models) does not declare."""
+    if body is None:
+        return []
+    inner = re.fullmatch(r"list\[(.+)\]", type_name)
+    if inner:
+        return [
+            p for i, item in enumerate(body) for p in _check_shape(item, inner[1], models, f"{where}[{i}]")
+        ]
+    inner = re.fullmatch(r"dict\(str, (.+)\)|dict\[str, (.+)\]", type_name)
+    if inner:
+        sub = inner[1] or inner[2]
+        return [p for k, v in body.items() for p in _check_shape(v, sub, models, f"{where}.{k}")]
+    model = getattr(models, type_name, None)
+    if model is None:  # a primitive: str, int, bool, datetime, object
+        return []
+    json_to_attr = {v: k for k, v in model.attribute_map.items()}
+    problems = []
+    for key, value in body.items():
+        if key not in json_to_attr:
+            problems.append(f"{where}.{key} is not a field of {type_name}")
+            continue
+        problems += _check_shape(value, model.openapi_types[json_to_attr[key]], models, f"{where}.{key}")
+    return problems
+
+
+def _exercise(fake: FakeHubSpot, sdk: Any) -> None:
+    """Every route the fake serves, successes and refusals."""
+    fake.reset_properties()
+    prop = properties.PropertyCreate(
+        name="revflow_id",
+        label="Revflow ID",
+        type="string",
+        field_type="text",
+        group_name="companyinformation",
+    )
+    prop.has_unique_value = True
+    sdk.crm.properties.core_api.create("companies", prop)
+    sdk.crm.properties.core_api.get_all("companies")
+    sdk.crm.properties.core_api.get_by_name("companies", "revflow_id")
+    company = _company(sdk, revflow_id="cus_1")
+    sdk.crm.companies.basic_api.update(
+        company.id, companies.SimplePublicObjectInput(properties={"city": "Oslo"})
+    )
+    sdk.crm.companies.basic_api.get_by_id("cus_1", id_property="revflow_id", associations=["deals"])
+    sdk.crm.companies.basic_api.get_page(limit=1, properties=["city"])
+    sdk.crm.companies.search_api.do_search(companies.PublicObjectSearchRequest(limit=1, properties=["city"]))
+    deal = sdk.crm.deals.basic_api.create(
+        deals.SimplePublicObjectInputForCreate(properties={"dealname": "D"})
+    )
+    sdk.crm.associations.v4.basic_api.create_default("deals", deal.id, "companies", company.id)
+    sdk.crm.deals.basic_api.get_by_id(deal.id, associations=["companies"])
+    sdk.crm.deals.basic_api.get_page(associations=["companies"])
+    sdk.crm.deals.search_api.do_search(deals.PublicObjectSearchRequest())
+    sdk.crm.deals.basic_api.archive(deal.id)
+    import hubspot
+
+    stranger = hubspot.HubSpot(access_token="pat-na1-wrong", host=fake.url)
+    for call in (
+        lambda: sdk.crm.deals.basic_api.get_by_id("1"),
+        lambda: _company(sdk, revflow_id="cus_1"),
+        lambda: _company(sdk, nope="x"),
+        lambda: sdk.crm.properties.core_api.create("companies", prop),
+        lambda: stranger.crm.companies.basic_api.get_page(),
+        lambda: (fake.inject_fault("429"), sdk.crm.companies.basic_api.get_page()),
+    ):
+        with pytest.raises(Exception, match=r"\(4\d\d\)"):
+            call()
+
+
+class TestConformanceWithTheSdk:
+    def test_every_answer_is_a_published_operation_status_and_shape(
+        self, fake: FakeHubSpot, sdk: Any
+    ) -> None:
+        import importlib
+
+        operations = _sdk_operations()
+        _exercise(fake, sdk)
+
+        problems = []
+        answered = set()
+        for request in fake.requests:
+            (op,) = [o for o in operations if o.method == request.method and o.pattern.match(request.path)]
+            models = importlib.import_module(f"hubspot.{op.package}.models")
+            assert request.status is not None
+            if request.status >= 400:
+                missing = {"message", "correlationId", "category"} - set(request.response)
+                problems += [f"{request.path}: error lacks {m}" for m in sorted(missing)]
+                extras = {k: v for k, v in request.response.items() if k not in _ERROR_EXTRAS}
+                problems += _check_shape(extras, "Error", models, f"{request.method} {request.path} error")
+                continue
+            answered.add((request.method, op.pattern.pattern))
+            if not op.statuses:
+                assert request.status == 204 and request.response is None
+                continue
+            assert request.status in op.statuses, f"{request.method} {request.path} answered {request.status}"
+            problems += _check_shape(
+                request.response, op.statuses[request.status], models, f"{request.method} {request.path}"
+            )
+
+        assert problems == []
+        assert len(answered) == 14  # properties 3, v4 default association 1, companies 5, deals 5

@@ -78,6 +78,7 @@ class RecordedRequest:
     body: Any  # parsed JSON (None when there was none)
     status: int | None  # None: no answer was sent (timeout faults)
     fault: FaultKind | None = None
+    response: Any = None  # the JSON body answered (None for faults and empty answers)
 
 
 @dataclass
@@ -492,10 +493,10 @@ class FakeHubSpot:
         fault = self._take_fault(method, path)
         is_search = path.endswith("/search")
 
-        def record(status: int | None) -> None:
+        def record(status: int | None, response: Any = None) -> None:
             with self.lock:
                 self.requests.append(
-                    RecordedRequest(method, path, query, body, status, fault.kind if fault else None)
+                    RecordedRequest(method, path, query, body, status, fault.kind if fault else None, response)
                 )
 
         if fault is not None and fault.kind in ("429", "500", "timeout_before"):
@@ -515,8 +516,9 @@ class FakeHubSpot:
             else:
                 err = HubSpotError(500, "INTERNAL_ERROR", "internal error")
                 headers = {}
-            record(err.status)
-            _write(req, err.status, _dump(err.body()), headers)
+            answer = err.body()
+            record(err.status, answer)
+            _write(req, err.status, _dump(answer), headers)
             return
 
         with self.lock:
@@ -562,7 +564,7 @@ class FakeHubSpot:
                 {**headers, "Content-Type": "text/html"},
             )
             return
-        record(status)
+        record(status, payload)
         _write(req, status, b"" if payload is None else _dump(payload), headers)
 
     def _authorized(self, header: str) -> bool:
