@@ -266,6 +266,32 @@ class TestDealsAndAssociations:
         assert again.results[0].to.id == company.id
         assert [a.id for a in read.associations["companies"].results] == [company.id]
 
+    def test_v4_batch_read_names_each_deals_companies_and_207s_the_rest(self, sdk: Any) -> None:
+        company = _company(sdk)
+        spec = deals.AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=5)
+        linked = sdk.crm.deals.basic_api.create(
+            deals.SimplePublicObjectInputForCreate(
+                properties={"dealname": "L"},
+                associations=[
+                    deals.PublicAssociationsForObject(to=deals.PublicObjectId(id=company.id), types=[spec])
+                ],
+            )
+        )
+        alone = sdk.crm.deals.basic_api.create(
+            deals.SimplePublicObjectInputForCreate(properties={"dealname": "A"})
+        )
+
+        page, status, _ = _batch_read(sdk, [linked.id, alone.id])
+
+        assert status == 207
+        assert isinstance(page, assoc_v4.BatchResponsePublicAssociationMultiWithLabelWithErrors)
+        (result,) = page.results
+        assert result._from.id == linked.id and result.to[0].to_object_id == company.id
+        assert [(a.category, a.type_id, a.label) for a in result.to[0].association_types] == [
+            ("HUBSPOT_DEFINED", 5, "Primary")
+        ]
+        assert page.num_errors == 1 and page.errors[0].context == {"fromObjectId": [alone.id]}
+
     def test_association_to_a_missing_company_is_refused(self, sdk: Any) -> None:
         spec = deals.AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=341)
         body = deals.SimplePublicObjectInputForCreate(
@@ -442,6 +468,13 @@ class TestFaults:
         assert status == 201 and headers["Content-Type"] == "text/html"
         assert garbled.id is None and garbled.properties is None
         assert len(fake.objects("companies")) == 1  # the write happened; only the answer is garbled
+
+
+def _batch_read(sdk: Any, ids: list[str]) -> Any:
+    body = assoc_v4.BatchInputPublicFetchAssociationsBatchRequest(
+        inputs=[assoc_v4.PublicFetchAssociationsBatchRequest(id=i) for i in ids]
+    )
+    return sdk.crm.associations.v4.batch_api.get_page_with_http_info("deals", "companies", body)
 
 
 def _company_with_timeout(sdk: Any) -> Any:
@@ -675,6 +708,7 @@ def _exercise(fake: FakeHubSpot, sdk: Any) -> None:
     sdk.crm.associations.v4.basic_api.create_default("deals", deal.id, "companies", company.id)
     sdk.crm.deals.basic_api.get_by_id(deal.id, associations=["companies"])
     sdk.crm.deals.basic_api.get_page(associations=["companies"])
+    _batch_read(sdk, [deal.id, "1"])
     sdk.crm.deals.search_api.do_search(deals.PublicObjectSearchRequest())
     sdk.crm.deals.basic_api.archive(deal.id)
     import hubspot
@@ -723,4 +757,4 @@ class TestConformanceWithTheSdk:
             )
 
         assert problems == []
-        assert len(answered) == 14  # properties 3, v4 default association 1, companies 5, deals 5
+        assert len(answered) == 15  # properties 3, v4 associations 2, companies 5, deals 5

@@ -333,18 +333,26 @@ class TestChangesSince:
             company_ids.append(hs.upsert_company(_company(f"cus_{i}", name=f"c{i}")))
             fake.advance_time(5)
         deal = hs.upsert_deal(_deal(company_ids[0]))
+        before = len(fake.requests)
 
         first = hs.changes_since(None, limit=2)
+        calls = [(r.method, r.path) for r in fake.requests[before:]]
         second = hs.changes_since(first.cursor, limit=2)
         third = hs.changes_since(second.cursor, limit=2)
 
         assert [c.external_id for c in first.companies] == company_ids[:2]
         assert [d.external_id for d in first.deals] == [deal]
         assert first.deals[0].company_external_id == company_ids[0]
+        assert first.deals[0].plan_code == "pro" and first.deals[0].amount == Decimal("1188.00")
         assert first.has_more is True
         assert [c.external_id for c in second.companies] == company_ids[2:]
         assert second.deals == [] and second.has_more is False
         assert third.cursor is None and third.companies == [] and third.deals == []
+        assert calls == [
+            ("POST", "/crm/v3/objects/companies/search"),
+            ("POST", "/crm/v3/objects/deals/search"),
+            ("POST", "/crm/v4/associations/deals/companies/batch/read"),
+        ]
 
     def test_ties_at_one_millisecond_are_neither_lost_nor_repeated(
         self, fake: FakeHubSpot, hs: HubSpotConnector

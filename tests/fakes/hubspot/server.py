@@ -65,7 +65,8 @@ _URI_DECODED = {
     "%3A": ":", "%2F": "/", "%3F": "?", "%40": "@", "%21": "!", "%24": "$", "%27": "'", "%28": "(",
     "%29": ")", "%2A": "*", "%2C": ",", "%3B": ";",
 }  # fmt: skip
-MAX_EVENTS_PER_REQUEST = 100  # "HubSpot will send up to 100 events in one request"
+MAX_EVENTS_PER_REQUEST = 100
+BATCH_READ_MAX_INPUTS = 1000  # v4 association batch reads take at most 1,000 ids  # "HubSpot will send up to 100 events in one request"
 
 
 @dataclass(frozen=True)
@@ -496,7 +497,9 @@ class FakeHubSpot:
         def record(status: int | None, response: Any = None) -> None:
             with self.lock:
                 self.requests.append(
-                    RecordedRequest(method, path, query, body, status, fault.kind if fault else None, response)
+                    RecordedRequest(
+                        method, path, query, body, status, fault.kind if fault else None, response
+                    )
                 )
 
         if fault is not None and fault.kind in ("429", "500", "timeout_before"):
@@ -619,6 +622,9 @@ class FakeHubSpot:
                 "startedAt": started,
                 "completedAt": iso_ms(self.now_ms()),
             }
+        # /crm/v4/associations/{from}/{to}/batch/read
+        if parts[:3] == ["crm", "v4", "associations"] and parts[5:] == ["batch", "read"] and method == "POST":
+            return self._read_associations(st.object_type(parts[3]), st.object_type(parts[4]), _obj(body))
         if parts[:3] == ["crm", "v3", "objects"] and len(parts) >= 4:
             kind = st.object_type(parts[3])
             props = _csv(query.get("properties"))
@@ -678,6 +684,68 @@ class FakeHubSpot:
                 obj.archived = True
                 return 204, None
         raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Unable to route {method} {path}")
+
+    def _read_associations(self, kind: str, to_kind: str, body: Obj) -> tuple[int, Obj]:
+        """v4 batch read: each input's associated objects of ``to_kind``, with their types; inputs with none
+        (or unknown ids) become errors and the answer a 207."""
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list) or len(inputs) > BATCH_READ_MAX_INPUTS:
+            raise validation_error(f"inputs must be a list of at most {BATCH_READ_MAX_INPUTS} ids")
+        started = iso_ms(self.now_ms())
+        results, missing = [], []
+        for item in inputs:
+            ident = str((item or {}).get("id", ""))
+            obj = self.state.objects[kind].get(ident)
+            links = (
+                []
+                if obj is None or obj.archived
+                else [
+                    (to_id, types) for (k, to_id), types in sorted(obj.associations.items()) if k == to_kind
+                ]
+            )
+            if not links:
+                missing.append(ident)
+                continue
+            results.append(
+                {
+                    "from": {"id": ident},
+                    "to": [
+                        {
+                            "toObjectId": int(to_id),
+                            "associationTypes": [
+                                {
+                                    "category": "HUBSPOT_DEFINED",
+                                    "typeId": t,
+                                    "label": "Primary" if t in (5, 6) else None,
+                                }
+                                for t in sorted(types)
+                            ],
+                        }
+                        for to_id, types in links
+                    ],
+                }
+            )
+        out: Obj = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": started,
+            "completedAt": iso_ms(self.now_ms()),
+        }
+        if not missing:
+            return 200, out
+        noun = {"companies": "company", "deals": "deal"}
+        out["numErrors"] = len(missing)
+        out["errors"] = [
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                "message": f"No {noun[to_kind]} is associated with {noun[kind]} {ident}.",
+                "context": {"fromObjectId": [ident]},
+            }
+            for ident in missing
+        ]
+        return 207, out
 
 
 def _obj(body: Any) -> Obj:

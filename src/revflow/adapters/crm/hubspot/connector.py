@@ -7,12 +7,14 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from revflow.adapters.crm.hubspot.client import HubSpotApi
 from revflow.adapters.crm.hubspot.consts import (
     COMPANY_PROPERTIES,
     DEAL_PROPERTIES,
+    DEAL_TO_COMPANY_PRIMARY,
     FIELD_PROPERTIES,
     SEARCH_MAX_LIMIT,
     WEBHOOK_TOLERANCE_SECONDS,
@@ -207,8 +209,11 @@ class HubSpotConnector:
                     deals.append(_deal(obj))
         if not advanced:
             return CrmChangePage(companies=[], deals=[], cursor=None, has_more=False)
-        # Deals from search carry no associations: read each one's company.
-        deals = [self.get_deal(str(d.external_id)) if d.external_id else d for d in deals]
+        if deals:  # search answers carry no associations: one batch read names every deal's company
+            linked = self._api.companies_of_deals([str(d.external_id) for d in deals])
+            deals = [
+                replace(d, company_external_id=_company_of(linked.get(str(d.external_id)))) for d in deals
+            ]
         return CrmChangePage(companies=companies, deals=deals, cursor=_encode_cursor(state), has_more=more)
 
     def rate_limit(self) -> RateLimitStatus:
@@ -263,6 +268,14 @@ def _ms(obj: Any) -> int | None:
 
     stamp = parse_timestamp((obj.properties or {}).get("hs_lastmodifieddate") or obj.updated_at)
     return None if stamp is None else int(stamp.timestamp() * 1000)
+
+
+def _company_of(links: list[tuple[str, list[int]]] | None) -> str | None:
+    """The deal's primary company (association type 5) if it has one, else its first associated company."""
+    if not links:
+        return None
+    primary = [company for company, types in links if DEAL_TO_COMPANY_PRIMARY in types]
+    return (primary or [links[0][0]])[0]
 
 
 def _deal(obj: Any) -> CrmDeal:

@@ -9,6 +9,7 @@ __all__ = [
     "COMPANY_PROPERTIES",
     "DEAL_PROPERTIES",
     "DEAL_TO_COMPANY_DEFAULT",
+    "DEAL_TO_COMPANY_PRIMARY",
     "FIELD_PROPERTIES",
     "RATE_LIMIT_HEADERS",
     "SEARCH_MAX_LIMIT",
@@ -49,8 +50,10 @@ DEAL_PROPERTIES: Final = (
 #: Deal stages (internal ids) that count as closed-won; ``hs_is_closed_won`` covers custom pipelines.
 WON_STAGES: Final = frozenset({"closedwon"})
 
-#: HUBSPOT_DEFINED association type "deal to company" (unlabeled, the default association).
+#: HUBSPOT_DEFINED association types "deal to company": unlabeled (the default association Revflow creates),
+#: and "Primary" (the company a deal is shown under).
 DEAL_TO_COMPANY_DEFAULT: Final = 341
+DEAL_TO_COMPANY_PRIMARY: Final = 5
 
 #: https://developers.hubspot.com/docs/api/crm/search: at most 200 objects a page.
 SEARCH_MAX_LIMIT: Final = 200
