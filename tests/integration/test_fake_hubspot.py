@@ -213,6 +213,20 @@ class TestSearch:
         assert prop_exc.value.status == 400 and "nope" in _error(prop_exc)["message"]
         assert page.total == 0 and page.results == []
 
+    def test_search_can_trail_writes_while_reads_by_id_do_not(self) -> None:
+        with FakeHubSpot(search_lag_ms=2000) as fake:
+            sdk = fake.sdk()
+            fake.freeze_time()
+            created = _company(sdk, revflow_id="cus_lag")
+
+            early = sdk.crm.companies.search_api.do_search(companies.PublicObjectSearchRequest())
+            by_id = sdk.crm.companies.basic_api.get_by_id("cus_lag", id_property="revflow_id")
+            fake.advance_time(2000)
+            later = sdk.crm.companies.search_api.do_search(companies.PublicObjectSearchRequest())
+
+        assert early.total == 0 and by_id.id == created.id
+        assert [c.id for c in later.results] == [created.id]
+
     def test_search_answers_carry_no_rate_limit_headers(self, sdk: Any) -> None:
         _company(sdk)
 

@@ -390,6 +390,29 @@ class TestChangesSince:
         assert [(d.external_id, d.won, d.plan_code) for d in page.deals] == [(ident, True, "pro")]
         assert page.cursor is not None and page.cursor != cursor
 
+    def test_search_lag_delays_but_loses_nothing(self) -> None:
+        with FakeHubSpot(search_lag_ms=1000) as fake:
+            hs = HubSpotConnector(fake.access_token, api_base=fake.url, timeout=0.5)
+            fake.freeze_time()
+            made, seen = [], []
+            cursor = None
+            for i in range(6):
+                made.append(hs.upsert_company(_company(f"cus_{i}", name=f"c{i}")))
+                assert (
+                    hs.upsert_company(_company(f"cus_{i}", name=f"c{i}")) == made[-1]
+                )  # lookup is not search
+                fake.advance_time(400)
+                page = hs.changes_since(cursor, limit=2)
+                seen += [str(c.external_id) for c in page.companies]
+                cursor = page.cursor or cursor
+            fake.advance_time(1000)
+            while (page := hs.changes_since(cursor, limit=2)).cursor is not None:
+                seen += [str(c.external_id) for c in page.companies]
+                cursor = page.cursor
+
+        assert seen == made
+        assert len(fake.objects("companies")) == 6
+
     def test_a_garbled_cursor_is_refused(self, hs: HubSpotConnector) -> None:
         with pytest.raises(ConnectorError) as exc:
             hs.changes_since("not-json")

@@ -131,7 +131,9 @@ class FakeHubSpot:
     ``access_token``: the private-app token it accepts (Bearer). ``client_secret``: the app's secret that signs
     webhooks. ``hang_seconds``: how long ``timeout`` faults hold an answer (set above the client's timeout).
     ``rate_limit``: the burst limit per ``interval_ms`` (private apps on Professional: 190 per 10 s) and the
-    daily limit; the fake answers 429 once it is spent, with HubSpot's headers.
+    daily limit; the fake answers 429 once it is spent, with HubSpot's headers. ``search_lag_ms``: how long
+    (on the fake's clock) a change takes to reach the search endpoints, as HubSpot's index trails writes;
+    0 (the default) makes search immediately consistent.
     """
 
     def __init__(
@@ -147,6 +149,7 @@ class FakeHubSpot:
         daily_limit: int = 1_000_000,
         webhook_url: str | None = None,
         seed_properties: bool = True,
+        search_lag_ms: int = 0,
     ):
         self.access_token = access_token
         self.client_secret = client_secret
@@ -158,6 +161,7 @@ class FakeHubSpot:
         self._offset_ms = 0
         self._frozen_ms: int | None = None
         self.state = PortalState(self.now_ms)
+        self.state.search_lag_ms = search_lag_ms
         self.requests: list[RecordedRequest] = []
         self.deliveries: list[WebhookDelivery] = []
         self.subscriptions: list[Subscription] = []

@@ -266,6 +266,9 @@ class PortalState:
         self.objects: dict[str, dict[str, Stored]] = {"companies": {}, "deals": {}}
         self._next_id = 10_000_000_001
         self.changes: list[PropertyChange] = []
+        #: HubSpot's search index trails writes by a few moments: objects changed less than this long ago are
+        #: not found by search yet (reads by id are consistent at once).
+        self.search_lag_ms = 0
 
     # ---------------------------------------------------------------------------------------- helpers
     def object_type(self, raw: str) -> str:
@@ -565,7 +568,12 @@ class PortalState:
         sorts = body.get("sorts") or []
         if len(sorts) > 1:
             raise validation_error("Only one sort is allowed in a search request")
-        items = [o for o in self.objects[kind].values() if not o.archived]
+        indexed_before = self.now_ms() - self.search_lag_ms
+        items = [
+            o
+            for o in self.objects[kind].values()
+            if not o.archived and (not self.search_lag_ms or o.updated_ms <= indexed_before)
+        ]
         if groups:
             items = [
                 o
