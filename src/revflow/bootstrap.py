@@ -8,9 +8,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from revflow.adapters.pdf import ReportlabPdfRenderer
+from revflow.adapters.webhooks import HttpWebhookSender
 from revflow.config import Settings
 from revflow.domain.clock import Clock, SystemClock
-from revflow.services.ports import PdfRenderer
+from revflow.services.ports import PdfRenderer, WebhookSender
 from revflow.storage.engine import make_engine, make_session_factory, migrate
 
 __all__ = ["Container", "build"]
@@ -23,6 +24,7 @@ class Container:
     sessions: sessionmaker[Session]
     clock: Clock
     pdf: PdfRenderer = field(default_factory=ReportlabPdfRenderer)
+    webhook_sender: WebhookSender = field(default_factory=HttpWebhookSender)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -36,5 +38,13 @@ def build(settings: Settings, *, clock: Clock | None = None, auto_migrate: bool 
         migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     return Container(
-        settings=settings, engine=engine, sessions=make_session_factory(engine), clock=clock or SystemClock()
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        clock=clock or SystemClock(),
+        webhook_sender=HttpWebhookSender(
+            allow_private=settings.webhook_allow_private,
+            connect_timeout=settings.webhook_connect_timeout,
+            read_timeout=settings.webhook_read_timeout,
+        ),
     )

@@ -39,6 +39,20 @@ class Settings(BaseSettings):
     billing_batch_size: int = 200
     #: Largest request body the API accepts, in bytes.
     max_body_bytes: int = 1_048_576
+    #: Let webhook endpoints resolve to private, loopback or link-local addresses (development, tests).
+    webhook_allow_private: bool = False
+    #: Seconds to connect to, and to wait for, a webhook receiver.
+    webhook_connect_timeout: float = 5.0
+    webhook_read_timeout: float = 15.0
+    #: Hours a failing delivery is retried (from its first attempt) before it is dead-lettered.
+    webhook_retry_window_hours: int = 72
+    #: Days an endpoint may fail without a single success before it is disabled.
+    webhook_disable_after_days: int = 5
+    #: Hours the previous secret keeps signing after a rotation, unless the rotation says otherwise.
+    webhook_rotation_overlap_hours: int = 24
+    #: Deliveries claimed per round by one worker, and how long a claim lasts (seconds).
+    outbox_batch_size: int = 50
+    outbox_lease_seconds: int = 120
 
 
 @lru_cache(maxsize=1)

@@ -26,6 +26,7 @@ from revflow.api.routers import (
     quotes,
     subscriptions,
     test_clocks,
+    webhooks,
 )
 from revflow.bootstrap import Container
 
@@ -140,6 +141,7 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
         quotes,
         alerts,
         organization,
+        webhooks,
     ):
         app.include_router(module.api)
 
@@ -158,6 +160,18 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
         except Exception:
             return problem(503, "database_unavailable", "The database does not answer.")
         return Response('{"status": "ready"}', media_type="application/json")
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from revflow.api.metrics import render
+
+        try:
+            body = await run_in_threadpool(render, container)
+        except Exception:
+            return problem(503, "database_unavailable", "The database does not answer.")
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(BodyLimit, limit=container.settings.max_body_bytes)
     app.add_middleware(RequestId)

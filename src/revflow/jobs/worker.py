@@ -1,18 +1,22 @@
 """The background worker: runs each job once per cycle, inside ``revflow serve`` or alone.
 
 Jobs take no objects, only the container, and are safe to run twice: the billing run bills what fell
-due (and finalizes drafts whose grace period ended); later issues add payment retries and outbox delivery.
+due (and finalizes drafts whose grace period ended); the outbox job delivers domain events to webhook
+endpoints; later issues add payment retries.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 
 import structlog
 
+from revflow import metrics
 from revflow.bootstrap import Container
-from revflow.services import billing, idempotency
+from revflow.domain.delivery import RetryPolicy
+from revflow.services import billing, idempotency, outbox
 
 __all__ = ["Worker"]
 
@@ -37,13 +41,48 @@ def run_billing(container: Container) -> int:
     stats = billing.run_due(
         container.sessions, now=container.clock.now(), batch_size=container.settings.billing_batch_size
     )
+    metrics.BILLING_RUNS.inc()
+    metrics.BILLING_RUN_ERRORS.inc(stats.errors)
     if stats.customers or stats.errors:
         log.info("billing_run", customers=stats.customers, invoices=stats.invoices, errors=stats.errors)
     return stats.invoices
 
 
+def delivery_config(container: Container) -> outbox.DeliveryConfig:
+    """The outbox delivery settings of ``container``."""
+    settings = container.settings
+    return outbox.DeliveryConfig(
+        policy=RetryPolicy(window=timedelta(hours=settings.webhook_retry_window_hours)),
+        batch_size=settings.outbox_batch_size,
+        lease=timedelta(seconds=settings.outbox_lease_seconds),
+        disable_after=timedelta(days=settings.webhook_disable_after_days),
+    )
+
+
+def deliver_events(container: Container) -> int:
+    """Fan new events out to their subscribers and deliver what is due (webhooks); returns the number of
+    attempts. Safe in several workers at once (deliveries are claimed with SKIP LOCKED and a lease)."""
+    stats = outbox.deliver_due(
+        container.sessions,
+        sender=container.webhook_sender,
+        clock=container.clock,
+        config=delivery_config(container),
+    )
+    if stats.attempted:
+        log.info(
+            "outbox_run",
+            attempted=stats.attempted,
+            succeeded=stats.succeeded,
+            failed=stats.failed,
+            dead_lettered=stats.dead_lettered,
+            disabled=stats.disabled,
+        )
+    return stats.attempted
+
+
 JOBS: tuple[tuple[str, Job], ...] = (
     ("billing", run_billing),
+    ("outbox", deliver_events),
     ("purge_idempotency_keys", purge_idempotency_keys),
 )
 
