@@ -188,6 +188,9 @@ def _seed(t: Tenant) -> dict[str, str]:
         "/v1/quotes",
         {"customer_id": cus["id"], "lines": [{"price_id": price["id"], "quantity": 2, "unit_amount": "900"}]},
     ).json()
+    endpoint = t.post(  # a public address literal: no DNS lookup, and the worker does not run here
+        "/v1/webhook_endpoints", {"url": "https://93.184.216.34/hooks", "enabled_events": ["invoice.*"]}
+    ).json()
     container: Container = cast(FastAPI, t.http.app).state.container
     with container.sessions() as s:  # an alert as a quote check records one, without billing anything
         alert = raise_alert(
@@ -219,6 +222,7 @@ def _seed(t: Tenant) -> dict[str, str]:
         "test_clock_id": clock["id"],
         "quote_id": quote["id"],
         "alert_id": alert.id,
+        "endpoint_id": endpoint["id"],
     }
 
 
@@ -243,6 +247,10 @@ def _snapshot(t: Tenant, ids: dict[str, str]) -> dict[str, Any]:
         "test_clock": t.get(f"/v1/test_clocks/{ids['test_clock_id']}").json(),
         "quote": t.get(f"/v1/quotes/{ids['quote_id']}").json(),
         "alert": t.get(f"/v1/alerts/{ids['alert_id']}").json(),
+        "webhook_endpoint": t.get(f"/v1/webhook_endpoints/{ids['endpoint_id']}").json(),
+        "webhook_attempts": t.get(f"/v1/webhook_endpoints/{ids['endpoint_id']}/deliveries").json(),
+        "event_deliveries": t.get(f"/v1/events/{ids['event_id']}/deliveries").json(),
+        "webhook_endpoints": t.get("/v1/webhook_endpoints").json(),
         "subscriptions": t.get("/v1/subscriptions", params={"limit": 100}).json(),
         "payments": t.get("/v1/payments", params={"limit": 100}).json(),
         "credit_notes": t.get("/v1/credit_notes", params={"limit": 100}).json(),
@@ -273,6 +281,9 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/test_clocks/{test_clock_id}/advance"): {"frozen_time": "2030-01-01T00:00:00Z"},
     ("PATCH", "/v1/quotes/{quote_id}"): {"term_months": 12},
     ("POST", "/v1/quotes/{quote_id}/accept"): {"acceptor_name": "Mallory", "acceptor_email": "m@evil.test"},
+    ("PATCH", "/v1/webhook_endpoints/{endpoint_id}"): {"description": "Hijacked", "disabled": True},
+    ("POST", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"): {"expires_in_hours": 0},
+    ("POST", "/v1/events/{event_id}/replay"): {},
 }
 
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
@@ -360,6 +371,7 @@ class TestTenantIsolation:
             ("/v1/plans", {"code": "pro"}),
             ("/v1/quotes", {}),
             ("/v1/alerts", {}),
+            ("/v1/webhook_endpoints", {}),
         ]
 
         seen: dict[str, set[str]] = {}
