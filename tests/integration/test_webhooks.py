@@ -17,6 +17,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from revflow.adapters.webhooks import HttpWebhookSender
+from revflow.api.app import create_app
 from revflow.bootstrap import Container, build
 from revflow.config import Settings
 from revflow.domain.clock import FrozenClock
@@ -532,3 +533,14 @@ class TestMetrics:
         with container.sessions() as s:
             assert s.scalar(select(func.count()).select_from(Alert)) == 1
             assert s.scalar(select(func.count()).select_from(WebhookAttempt)) == 1
+
+    def test_readiness_and_metrics_answer_503_when_the_database_is_gone(self, tmp_path: Any) -> None:
+        broken = build(Settings(database_url=f"sqlite:///{tmp_path}/missing/dir/x.db"), auto_migrate=False)
+        try:
+            with TestClient(create_app(broken), raise_server_exceptions=False) as http:
+                ready, metrics = http.get("/readyz"), http.get("/metrics")
+        finally:
+            broken.close()
+
+        assert (ready.status_code, ready.json()["code"]) == (503, "database_unavailable")
+        assert (metrics.status_code, metrics.json()["code"]) == (503, "database_unavailable")
