@@ -191,6 +191,16 @@ def _seed(t: Tenant) -> dict[str, str]:
     endpoint = t.post(  # a public address literal: no DNS lookup, and the worker does not run here
         "/v1/webhook_endpoints", {"url": "https://93.184.216.34/hooks", "enabled_events": ["invoice.*"]}
     ).json()
+    mapping = t.post(
+        "/v1/entity_mappings",
+        {
+            "object_type": "subscription",
+            "object_id": sub["id"],
+            "system": "hubspot",
+            "external_type": "deal",
+            "external_id": "D-1",
+        },
+    ).json()
     container: Container = cast(FastAPI, t.http.app).state.container
     with container.sessions() as s:  # an alert as a quote check records one, without billing anything
         alert = raise_alert(
@@ -223,6 +233,7 @@ def _seed(t: Tenant) -> dict[str, str]:
         "quote_id": quote["id"],
         "alert_id": alert.id,
         "endpoint_id": endpoint["id"],
+        "mapping_id": mapping["id"],
     }
 
 
@@ -251,6 +262,8 @@ def _snapshot(t: Tenant, ids: dict[str, str]) -> dict[str, Any]:
         "webhook_attempts": t.get(f"/v1/webhook_endpoints/{ids['endpoint_id']}/deliveries").json(),
         "event_deliveries": t.get(f"/v1/events/{ids['event_id']}/deliveries").json(),
         "webhook_endpoints": t.get("/v1/webhook_endpoints").json(),
+        "entity_mapping": t.get(f"/v1/entity_mappings/{ids['mapping_id']}").json(),
+        "entity_mappings": t.get("/v1/entity_mappings", params={"limit": 100}).json(),
         "subscriptions": t.get("/v1/subscriptions", params={"limit": 100}).json(),
         "payments": t.get("/v1/payments", params={"limit": 100}).json(),
         "credit_notes": t.get("/v1/credit_notes", params={"limit": 100}).json(),
@@ -284,6 +297,7 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/v1/webhook_endpoints/{endpoint_id}"): {"description": "Hijacked", "disabled": True},
     ("POST", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"): {"expires_in_hours": 0},
     ("POST", "/v1/events/{event_id}/replay"): {},
+    ("PATCH", "/v1/entity_mappings/{mapping_id}"): {"external_id": "hijacked"},
 }
 
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
@@ -372,6 +386,8 @@ class TestTenantIsolation:
             ("/v1/quotes", {}),
             ("/v1/alerts", {}),
             ("/v1/webhook_endpoints", {}),
+            ("/v1/entity_mappings", {}),
+            ("/v1/entity_mappings", {"external_id": "1234"}),
         ]
 
         seen: dict[str, set[str]] = {}

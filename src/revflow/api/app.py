@@ -21,6 +21,7 @@ from revflow.api.routers import (
     credit_notes,
     customers,
     discounts,
+    entity_mappings,
     invoices,
     organization,
     quotes,
@@ -142,6 +143,7 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
         alerts,
         organization,
         webhooks,
+        entity_mappings,
     ):
         app.include_router(module.api)
 

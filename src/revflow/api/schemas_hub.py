@@ -8,7 +8,15 @@ from pydantic import AnyHttpUrl, AwareDatetime, Field, StrictBool, StrictStr
 
 from revflow.api.schemas import Metadata, _In
 
-__all__ = ["EventReplay", "RangeReplay", "SecretRotation", "WebhookEndpointCreate", "WebhookEndpointUpdate"]
+__all__ = [
+    "EntityMappingCreate",
+    "EntityMappingUpdate",
+    "EventReplay",
+    "RangeReplay",
+    "SecretRotation",
+    "WebhookEndpointCreate",
+    "WebhookEndpointUpdate",
+]
 
 EventTypes = Annotated[list[Annotated[StrictStr, Field(max_length=80)]], Field(min_length=1, max_length=100)]
 Url = Annotated[AnyHttpUrl, Field(examples=["https://example.com/revflow/webhooks"])]
@@ -47,3 +55,24 @@ class RangeReplay(_In):
     created_lt: AwareDatetime
     type: Annotated[StrictStr | None, Field(max_length=80)] = None
     endpoint_id: Annotated[StrictStr | None, Field(max_length=40)] = None
+
+
+Name = Annotated[StrictStr, Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$")]
+
+
+class EntityMappingCreate(_In):
+    #: customer, subscription, invoice, plan, price, product, credit_note or payment.
+    object_type: Name
+    object_id: Annotated[StrictStr, Field(min_length=1, max_length=40)]
+    #: hubspot, salesforce, stripe, xero…
+    system: Name
+    #: The vendor's object type (company, deal, account…); default: the system's customer type for
+    #: customers, else the object type.
+    external_type: Name | None = None
+    external_id: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class EntityMappingUpdate(_In):
+    external_id: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
+    metadata: Metadata | None = None

@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from revflow.services.views import _View
-from revflow.storage.hub_models import WebhookAttempt, WebhookEndpoint
+from revflow.storage.hub_models import EntityMapping, WebhookAttempt, WebhookEndpoint
 from revflow.storage.models import EventDelivery
 
-__all__ = ["EventDeliveryView", "WebhookAttemptView", "WebhookEndpointView"]
+__all__ = ["EntityMappingView", "EventDeliveryView", "WebhookAttemptView", "WebhookEndpointView"]
 
 
 class WebhookEndpointView(_View):
@@ -81,3 +81,21 @@ class EventDeliveryView(_View):
 
     def payload(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+class EntityMappingView(_View):
+    id: str
+    object: Literal["entity_mapping"] = "entity_mapping"
+    object_type: str
+    object_id: str
+    system: str
+    external_type: str
+    external_id: str
+    metadata: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, e: EntityMapping) -> EntityMappingView:
+        fields = {k: getattr(e, k) for k in cls.model_fields if k not in ("object", "metadata")}
+        return cls(**fields, metadata=e.metadata_)

@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from revflow.storage.models import Base, org_fk
 from revflow.storage.types import JSONType
 
-__all__ = ["OutboxEntry", "WebhookAttempt", "WebhookEndpoint"]
+__all__ = ["EntityMapping", "OutboxEntry", "WebhookAttempt", "WebhookEndpoint"]
 
 
 class OutboxEntry(Base):
@@ -83,3 +83,32 @@ class WebhookAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text)
     succeeded: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime]
+
+
+class EntityMapping(Base):
+    """One Revflow object and its counterpart in a connected system (customer ↔ HubSpot company…).
+
+    Unique both ways: an external object is linked to one Revflow object, and a Revflow object to one
+    object of each external type in each system. Customer mappings are mirrored in
+    ``customer_external_ids`` (the customer API's ``external_ids``), in the same transaction.
+    """
+
+    __tablename__ = "entity_mappings"
+    __table_args__ = (
+        UniqueConstraint("org_id", "system", "external_type", "external_id"),
+        UniqueConstraint("org_id", "object_type", "object_id", "system", "external_type"),
+        Index("ix_entity_mappings_object", "object_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = org_fk()
+    object_type: Mapped[str] = mapped_column(String(40))
+    object_id: Mapped[str] = mapped_column(String(40))
+    #: ``hubspot``, ``salesforce``, ``stripe``, ``xero``…
+    system: Mapped[str] = mapped_column(String(40))
+    #: The vendor's object type: ``company``, ``deal``, ``account``, ``opportunity``, ``customer``…
+    external_type: Mapped[str] = mapped_column(String(40))
+    external_id: Mapped[str] = mapped_column(String(200))
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

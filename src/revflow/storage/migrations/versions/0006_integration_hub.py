@@ -1,4 +1,5 @@
-"""the integration hub (issue 6): outbox queue, webhook endpoints, attempt log, delivery ordering
+"""the integration hub (issue 6): outbox queue, webhook endpoints, attempt log, delivery ordering,
+entity mappings
 
 Revision ID: 0006
 Revises: 0005
@@ -8,12 +9,15 @@ Create Date: 2026-11-29 20:30:00
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
 import revflow.storage.types
+from revflow.domain.ids import new_id
+from revflow.domain.mapping import customer_external_type
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -115,6 +119,81 @@ def upgrade() -> None:
 
     _enqueue_trigger()
 
+    op.create_table(
+        "entity_mappings",
+        sa.Column("id", sa.String(length=40), nullable=False),
+        sa.Column("org_id", sa.String(length=40), nullable=False),
+        sa.Column("object_type", sa.String(length=40), nullable=False),
+        sa.Column("object_id", sa.String(length=40), nullable=False),
+        sa.Column("system", sa.String(length=40), nullable=False),
+        sa.Column("external_type", sa.String(length=40), nullable=False),
+        sa.Column("external_id", sa.String(length=200), nullable=False),
+        sa.Column("metadata", _JSON, nullable=False),
+        _utc("created_at", nullable=False),
+        _utc("updated_at", nullable=False),
+        sa.ForeignKeyConstraint(
+            ["org_id"], ["organizations.id"], name=op.f("fk_entity_mappings_org_id_organizations")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_entity_mappings")),
+        sa.UniqueConstraint(
+            "org_id",
+            "object_type",
+            "object_id",
+            "system",
+            "external_type",
+            name=op.f("uq_entity_mappings_org_id_object_type_object_id_system_external_type"),
+        ),
+        sa.UniqueConstraint(
+            "org_id",
+            "system",
+            "external_type",
+            "external_id",
+            name=op.f("uq_entity_mappings_org_id_system_external_type_external_id"),
+        ),
+    )
+    with op.batch_alter_table("entity_mappings", schema=None) as batch_op:
+        batch_op.create_index("ix_entity_mappings_object", ["object_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_entity_mappings_org_id"), ["org_id"], unique=False)
+    _copy_customer_external_ids()
+
+
+def _copy_customer_external_ids() -> None:
+    """Every existing customer external id becomes a customer mapping (both tables have the same
+    uniqueness, so the copy cannot conflict)."""
+    bind = op.get_bind()
+    rows = bind.execute(
+        sa.text("SELECT org_id, customer_id, system, external_id FROM customer_external_ids ORDER BY id")
+    ).all()
+    if not rows:
+        return
+    now = datetime.now(UTC)
+    table = sa.table(
+        "entity_mappings",
+        *(sa.column(c) for c in ("id", "org_id", "object_type", "object_id", "system", "external_type")),
+        sa.column("external_id"),
+        sa.column("metadata", _JSON),
+        sa.column("created_at", revflow.storage.types.UTCDateTime(timezone=True)),
+        sa.column("updated_at", revflow.storage.types.UTCDateTime(timezone=True)),
+    )
+    op.bulk_insert(
+        table,
+        [
+            {
+                "id": new_id("map"),
+                "org_id": org_id,
+                "object_type": "customer",
+                "object_id": customer_id,
+                "system": system,
+                "external_type": customer_external_type(system),
+                "external_id": external_id,
+                "metadata": {},
+                "created_at": now,
+                "updated_at": now,
+            }
+            for org_id, customer_id, system, external_id in rows
+        ],
+    )
+
 
 def _enqueue_trigger() -> None:
     """Every event row enters the outbox queue in the transaction that writes it, whoever writes it."""
@@ -135,6 +214,11 @@ def _enqueue_trigger() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("entity_mappings", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_entity_mappings_org_id"))
+        batch_op.drop_index("ix_entity_mappings_object")
+    op.drop_table("entity_mappings")
+
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS events_outbox_enqueue ON events")
         op.execute("DROP FUNCTION IF EXISTS revflow_outbox_enqueue()")
