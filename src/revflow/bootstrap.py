@@ -27,6 +27,9 @@ class Container:
     webhook_sender: WebhookSender = field(default_factory=HttpWebhookSender)
 
     def close(self) -> None:
+        close_sender = getattr(self.webhook_sender, "close", None)
+        if close_sender is not None:
+            close_sender()
         self.engine.dispose()
 
 
