@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
@@ -52,8 +55,11 @@ def receiver() -> Iterator[Receiver]:
     r.stop()
 
 
-def _endpoint(t: Tenant, receiver: Receiver, events: list[str] | None = None) -> dict[str, Any]:
-    r = t.post("/v1/webhook_endpoints", {"url": receiver.url, "enabled_events": events or ["*"]})
+def _endpoint(
+    t: Tenant, receiver: Receiver, events: list[str] | None = None, host: str | None = None
+) -> dict[str, Any]:
+    url = receiver.url if host is None else f"{receiver.scheme}://{host}:{receiver.port}/hooks"
+    r = t.post("/v1/webhook_endpoints", {"url": url, "enabled_events": events or ["*"]})
     assert r.status_code == 201, r.text
     receiver.secrets.append(r.json()["secret"])
     return dict(r.json())
@@ -172,6 +178,76 @@ class TestEndpoints:
         assert log[0]["error"].startswith("url_not_allowed") and log[0]["response_status"] is None
 
 
+def _self_signed(tmp_path: Path, host: str) -> tuple[Path, Path]:
+    cert, key = tmp_path / f"{host}.pem", tmp_path / f"{host}.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={host}",
+            "-addext",
+            f"subjectAltName=DNS:{host}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+class TestTls:
+    def test_https_is_pinned_to_the_checked_address_and_verifies_the_original_host_name(
+        self, tenant: Tenant, container: Container, tmp_path: Path
+    ) -> None:
+        cert, key = _self_signed(tmp_path, "hooks.example.test")
+        other_cert, other_key = _self_signed(tmp_path, "elsewhere.example.test")
+        served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        served.load_cert_chain(cert, key)
+        trusted = ssl.create_default_context(cafile=str(cert))
+        trusted.load_verify_locations(cafile=str(other_cert))
+        resolved: list[str] = []
+
+        def resolver(host: str, port: int) -> list[str]:
+            resolved.append(host)
+            return ["127.0.0.1"]
+
+        container.webhook_sender = HttpWebhookSender(
+            allow_private=True, resolver=resolver, transport=httpx.HTTPTransport(verify=trusted)
+        )
+        good = Receiver().start(tls=served)
+        wrong = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        wrong.load_cert_chain(other_cert, other_key)
+        bad = Receiver().start(tls=wrong)
+        try:
+            ok = _endpoint(tenant, good, ["customer.created"], host="hooks.example.test")
+            mismatch = _endpoint(tenant, bad, ["customer.created"], host="hooks.example.test")
+            tenant.post("/v1/customers", {"name": "Acme"})
+
+            _run(container)
+        finally:
+            good.stop()
+            bad.stop()
+
+        [got] = good.received
+        assert got.verified and got.headers["host"] == f"hooks.example.test:{good.port}"
+        assert bad.received == []  # its certificate names another host: refused before any byte was sent
+        log = tenant.get(f"/v1/webhook_endpoints/{mismatch['id']}/deliveries").json()["data"]
+        assert log[0]["response_status"] is None and "CERTIFICATE_VERIFY_FAILED" in log[0]["error"]
+        ok_log = tenant.get(f"/v1/webhook_endpoints/{ok['id']}/deliveries").json()["data"]
+        assert [a["response_status"] for a in ok_log] == [200]
+        assert set(resolved) == {"hooks.example.test"}
+
+
 class TestDelivery:
     def test_matching_events_arrive_signed_with_the_event_as_payload(
         self, tenant: Tenant, other_tenant: Tenant, container: Container, receiver: Receiver
@@ -273,6 +349,28 @@ class TestDelivery:
             (2, 503),
             (1, 500),
         ]
+
+    def test_a_429_with_retry_after_waits_at_least_that_long(
+        self, tenant: Tenant, container: Container, clock: FrozenClock, receiver: Receiver
+    ) -> None:
+        receiver.respond = lambda n: (429, "slow down", {"Retry-After": "3600"}) if n == 0 else (200, "ok")
+        _endpoint(tenant, receiver)
+        tenant.post("/v1/customers", {"name": "Acme"})
+        start = clock.now()
+
+        _run(container)
+        throttled = _deliveries(container)[0]
+        clock.advance(timedelta(minutes=59))
+        early = _run(container)
+        clock.advance(timedelta(minutes=15))
+        later = _run(container)
+
+        assert (throttled.status, throttled.last_response_status) == ("retrying", 429)
+        assert throttled.next_attempt_at is not None and throttled.next_attempt_at - start >= timedelta(
+            hours=1
+        )
+        assert (early.attempted, later.succeeded) == (0, 1)
+        assert len(receiver.received) == 2
 
     def test_a_410_disables_the_endpoint_at_once_with_an_alert_and_enabling_resumes(
         self, tenant: Tenant, container: Container, receiver: Receiver

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -26,22 +27,25 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers each POST with ``respond(n)`` (status, body), ``n`` counting requests from 0; keeps every
-    request it got, marked verified when ``Webhook(secret).verify`` accepts it with one of ``secrets``."""
+    """Answers each POST with ``respond(n)`` (status, body[, headers]), ``n`` counting requests from 0;
+    keeps every request it got, marked verified when ``Webhook(secret).verify`` accepts it with one of
+    ``secrets``."""
 
     secrets: list[str] = field(default_factory=list)
-    respond: Callable[[int], tuple[int, str]] = lambda n: (200, '{"ok": true}')
+    respond: Callable[[int], tuple[Any, ...]] = lambda n: (200, '{"ok": true}')
     delay: float = 0.0
     received: list[Received] = field(default_factory=list)
     port: int = 0
+    scheme: str = "http"
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
+        return f"{self.scheme}://127.0.0.1:{self.port}/hooks"
 
-    def start(self) -> Receiver:
+    def start(self, tls: ssl.SSLContext | None = None) -> Receiver:
+        """Listen on 127.0.0.1 (the same port after a stop); with ``tls``, serve HTTPS."""
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,10 +64,12 @@ class Receiver:
                     receiver.received.append(Received(headers, body, verified, json.loads(body)))
                 if receiver.delay:
                     time.sleep(receiver.delay)
-                status, text = receiver.respond(n)
+                status, text, *extra = receiver.respond(n)
                 data = text.encode()
                 try:
                     self.send_response(status)
+                    for name, value in (extra[0] if extra else {}).items():
+                        self.send_header(name, value)
                     self.send_header("content-type", "application/json")
                     self.send_header("content-length", str(len(data)))
                     self.end_headers()
@@ -74,9 +80,16 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a refused TLS handshake, a client that hung up
+
         ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = Server(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
