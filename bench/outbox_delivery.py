@@ -31,6 +31,7 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from revflow.adapters.crypto import FernetSecretBox
 from revflow.adapters.webhooks import HttpWebhookSender
 from revflow.domain.clock import FrozenClock
 from revflow.domain.ids import new_id
@@ -86,6 +87,7 @@ def main() -> None:
         sessions = make_session_factory(engine)
         clock = FrozenClock(datetime.now(UTC))
         server, got = _receiver()
+        box = FernetSecretBox("bench-secret-key")
         with sessions() as s:
             org = orgs.create_organization(s, name="Bench", now=clock.now())
             s.add(
@@ -95,7 +97,7 @@ def main() -> None:
                     url=f"http://127.0.0.1:{server.server_address[1]}/hooks",
                     enabled_events=["*"],
                     status="enabled",
-                    secret="whsec_" + "A" * 43 + "=",
+                    secret=box.seal("whsec_" + "A" * 43 + "="),
                     metadata_={},
                     created_at=clock.now(),
                     updated_at=clock.now(),
@@ -124,6 +126,7 @@ def main() -> None:
                 outbox.deliver_due(
                     sessions,
                     sender=sender,
+                    box=box,
                     clock=clock,
                     config=outbox.DeliveryConfig(batch_size=50, max_rounds=10_000),
                 )

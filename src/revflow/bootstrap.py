@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from revflow.adapters.crypto import FernetSecretBox
 from revflow.adapters.pdf import ReportlabPdfRenderer
 from revflow.adapters.webhooks import HttpWebhookSender
 from revflow.config import Settings
 from revflow.domain.clock import Clock, SystemClock
-from revflow.services.ports import PdfRenderer, WebhookSender
+from revflow.services.ports import PdfRenderer, SecretBox, WebhookSender
 from revflow.storage.engine import make_engine, make_session_factory, migrate
 
 __all__ = ["Container", "build"]
@@ -25,6 +26,7 @@ class Container:
     clock: Clock
     pdf: PdfRenderer = field(default_factory=ReportlabPdfRenderer)
     webhook_sender: WebhookSender = field(default_factory=HttpWebhookSender)
+    secret_box: SecretBox = field(default_factory=lambda: FernetSecretBox(Settings().secret_key))
 
     def close(self) -> None:
         close_sender = getattr(self.webhook_sender, "close", None)
@@ -45,6 +47,9 @@ def build(settings: Settings, *, clock: Clock | None = None, auto_migrate: bool 
         engine=engine,
         sessions=make_session_factory(engine),
         clock=clock or SystemClock(),
+        secret_box=FernetSecretBox(
+            settings.secret_key, tuple(k for k in settings.secret_key_previous.split(",") if k)
+        ),
         webhook_sender=HttpWebhookSender(
             allow_private=settings.webhook_allow_private,
             connect_timeout=settings.webhook_connect_timeout,

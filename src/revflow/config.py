@@ -27,6 +27,8 @@ class Settings(BaseSettings):
         default="dev-insecure-secret-change-me",
         description="Signs and encrypts secrets at rest; set a long random value in production.",
     )
+    #: Earlier secret keys, comma-separated: secrets sealed with them can still be opened (key rotation).
+    secret_key_previous: str = ""
     log_level: str = "INFO"
     log_json: bool = False
     host: str = "127.0.0.1"

@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
+from revflow.adapters.crypto import FernetSecretBox
 from revflow.adapters.webhooks import HttpWebhookSender
 from revflow.api.app import create_app
 from revflow.bootstrap import Container, build
@@ -26,7 +27,7 @@ from revflow.config import Settings
 from revflow.domain.clock import FrozenClock
 from revflow.jobs.worker import deliver_events
 from revflow.services import outbox
-from revflow.storage.hub_models import OutboxEntry, WebhookAttempt
+from revflow.storage.hub_models import OutboxEntry, WebhookAttempt, WebhookEndpoint
 from revflow.storage.models import Alert, Base, EventDelivery
 from tests.conftest import Tenant
 from tests.integration.webhook_receiver import Receiver
@@ -74,6 +75,7 @@ def _run(container: Container, **config: Any) -> outbox.DeliveryStats:
     return outbox.deliver_due(
         container.sessions,
         sender=container.webhook_sender,
+        box=container.secret_box,
         clock=container.clock,
         config=outbox.DeliveryConfig(**config),
     )
@@ -120,6 +122,30 @@ class TestEndpoints:
         deleted = tenant.delete(f"/v1/webhook_endpoints/{body['id']}")
         assert deleted.json() == {"id": body["id"], "object": "webhook_endpoint", "deleted": True}
         assert tenant.get(f"/v1/webhook_endpoints/{body['id']}").status_code == 404
+
+    def test_secrets_are_sealed_at_rest_and_a_rotated_server_key_still_opens_them(
+        self, tenant: Tenant, container: Container, clock: FrozenClock, receiver: Receiver
+    ) -> None:
+        ep = _endpoint(tenant, receiver)
+        secret = receiver.secrets[0]
+        with container.sessions() as s:
+            stored = s.get(WebhookEndpoint, ep["id"])
+            assert stored is not None
+            sealed = stored.secret
+        tenant.post("/v1/customers", {"name": "Sealed with another key"})
+        container.secret_box = FernetSecretBox("a-new-server-key")
+
+        refused = _run(container)
+        received_while_refused = len(receiver.received)
+        container.secret_box = FernetSecretBox("a-new-server-key", previous=(container.settings.secret_key,))
+        clock.advance(timedelta(minutes=1))
+        delivered = _run(container)
+
+        assert sealed.startswith("fernet:") and secret not in sealed and secret[6:] not in sealed
+        assert (refused.attempted, refused.failed, received_while_refused) == (1, 1, 0)  # never sent unsigned
+        log = tenant.get(f"/v1/webhook_endpoints/{ep['id']}/deliveries").json()["data"]
+        assert log[-1]["error"].startswith("secret_unreadable") and log[-1]["response_status"] is None
+        assert delivered.succeeded == 1 and len(receiver.received) == 1 and receiver.received[0].verified
 
     def test_bad_filters_and_urls_are_refused(self, tenant: Tenant) -> None:
         cases = [

@@ -65,6 +65,7 @@ def deliver_events(container: Container) -> int:
     stats = outbox.deliver_due(
         container.sessions,
         sender=container.webhook_sender,
+        box=container.secret_box,
         clock=container.clock,
         config=delivery_config(container),
     )

@@ -35,7 +35,13 @@ from revflow.domain.errors import InvalidInput
 from revflow.services import webhooks
 from revflow.services.alerts import raise_alert
 from revflow.services.context import SYSTEM, Ctx
-from revflow.services.ports import WebhookRequest, WebhookResponse, WebhookSender
+from revflow.services.ports import (
+    SecretBox,
+    SecretUnreadable,
+    WebhookRequest,
+    WebhookResponse,
+    WebhookSender,
+)
 from revflow.services.recorder import insert_rows
 from revflow.storage.hub_models import OutboxEntry, WebhookEndpoint
 from revflow.storage.models import Event, EventDelivery
@@ -163,6 +169,7 @@ def deliver_due(
     sessions: sessionmaker[Session],
     *,
     sender: WebhookSender,
+    box: SecretBox,
     clock: Clock,
     config: DeliveryConfig | None = None,
     wall_clock: Clock | None = None,
@@ -188,7 +195,7 @@ def deliver_due(
         if not ids:
             break
         for delivery_id in ids:
-            _deliver_one(sessions, delivery_id, sender, clock, wall_clock, config, rng, stats)
+            _deliver_one(sessions, delivery_id, sender, box, clock, wall_clock, config, rng, stats)
     return stats
 
 
@@ -196,6 +203,7 @@ def _deliver_one(
     sessions: sessionmaker[Session],
     delivery_id: int,
     sender: WebhookSender,
+    box: SecretBox,
     clock: Clock,
     wall_clock: Clock,
     config: DeliveryConfig,
@@ -214,16 +222,20 @@ def _deliver_one(
             s.commit()
             return
         body = webhooks.event_body(event)
-        headers = webhooks.sign(
-            webhooks.signing_secrets(endpoint, now=clock.now()),
-            msg_id=event.id,
-            body=body,
-            at=wall_clock.now(),
-        )
+        unreadable: str | None = None
+        secrets_: list[str] = []
+        try:
+            secrets_ = webhooks.signing_secrets(endpoint, now=clock.now(), box=box)
+        except SecretUnreadable as exc:
+            unreadable = f"secret_unreadable: {exc}"
+        headers = webhooks.sign(secrets_, msg_id=event.id, body=body, at=wall_clock.now()) if secrets_ else {}
         request = WebhookRequest(url=endpoint.url, body=body, headers=headers)
         s.rollback()  # no transaction (on SQLite: no write lock) held while the receiver answers
-    response = sender.send(request)
-    failpoints.hit("outbox.after_send")
+    if unreadable is not None:  # never send unsigned: a failed attempt, retried, visible in the log
+        response = WebhookResponse(status=None, body=None, latency_ms=0, error=unreadable)
+    else:
+        response = sender.send(request)
+        failpoints.hit("outbox.after_send")
     stats.attempted += 1
     metrics.WEBHOOK_LATENCY.observe(response.latency_ms / 1000)
     with sessions() as s:

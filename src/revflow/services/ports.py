@@ -28,6 +28,8 @@ __all__ = [
     "PdfRenderer",
     "QuoteDocument",
     "RefundResult",
+    "SecretBox",
+    "SecretUnreadable",
     "SetupSession",
     "UrlNotAllowed",
     "WebhookRequest",
@@ -342,4 +344,20 @@ class WebhookSender(Protocol):
 
     def send(self, request: WebhookRequest) -> WebhookResponse:
         """POST ``request``; never raises for network errors or refused URLs (``error`` says why)."""
+        ...
+
+
+class SecretUnreadable(Exception):
+    """A sealed secret that cannot be opened (sealed with another key, or damaged)."""
+
+
+class SecretBox(Protocol):
+    """Seals secrets that must be stored and read back (webhook signing secrets, connector credentials)."""
+
+    def seal(self, plaintext: str) -> str:
+        """The ciphertext to store for ``plaintext``."""
+        ...
+
+    def open(self, sealed: str) -> str:
+        """The plaintext of a value from :meth:`seal`; raises SecretUnreadable."""
         ...

@@ -22,7 +22,7 @@ from revflow.domain.errors import InvalidInput
 from revflow.domain.ids import new_id
 from revflow.services.alerts import raise_alert
 from revflow.services.context import Ctx
-from revflow.services.ports import UrlNotAllowed, WebhookRequest, WebhookSender
+from revflow.services.ports import SecretBox, UrlNotAllowed, WebhookRequest, WebhookSender
 from revflow.services.recorder import diff, record
 from revflow.storage.hub_models import WebhookAttempt, WebhookEndpoint
 from revflow.storage.models import Event, EventDelivery
@@ -82,12 +82,14 @@ def create_endpoint(
     ctx: Ctx,
     *,
     sender: WebhookSender,
+    box: SecretBox,
     url: str,
     enabled_events: list[str],
     description: str | None = None,
     metadata: dict[str, str] | None = None,
 ) -> tuple[WebhookEndpoint, str]:
-    """Create an enabled endpoint; returns it and its secret (shown to the caller this once).
+    """Create an enabled endpoint; returns it and its secret (shown to the caller this once; stored sealed
+    by ``box``).
 
     Raises UrlNotAllowedError (422 ``url_not_allowed``) and InvalidInput (``invalid_event_filter``).
     """
@@ -102,7 +104,7 @@ def create_endpoint(
         description=description,
         enabled_events=events,
         status="enabled",
-        secret=secret,
+        secret=box.seal(secret),
         metadata_=metadata or {},
         created_at=now,
         updated_at=now,
@@ -188,7 +190,9 @@ def delete_endpoint(ctx: Ctx, endpoint_id: str) -> str:
     return endpoint_id
 
 
-def rotate_secret(ctx: Ctx, endpoint_id: str, *, overlap: timedelta) -> tuple[WebhookEndpoint, str]:
+def rotate_secret(
+    ctx: Ctx, endpoint_id: str, *, overlap: timedelta, box: SecretBox
+) -> tuple[WebhookEndpoint, str]:
     """Give the endpoint a new secret; the current one keeps signing (second signature) for ``overlap``.
     Returns the endpoint and the new secret (shown this once). Raises NotFound, InvalidInput."""
     if overlap < timedelta(0) or overlap > timedelta(days=7):
@@ -203,7 +207,7 @@ def rotate_secret(ctx: Ctx, endpoint_id: str, *, overlap: timedelta) -> tuple[We
         endpoint.previous_secret, endpoint.previous_secret_expires_at = endpoint.secret, now + overlap
     else:
         endpoint.previous_secret, endpoint.previous_secret_expires_at = None, None
-    endpoint.secret = secret
+    endpoint.secret = box.seal(secret)
     endpoint.updated_at = now
     ctx.session.flush()
     record(
@@ -216,12 +220,13 @@ def rotate_secret(ctx: Ctx, endpoint_id: str, *, overlap: timedelta) -> tuple[We
     return endpoint, secret
 
 
-def signing_secrets(endpoint: WebhookEndpoint, *, now: datetime) -> list[str]:
-    """The secrets that sign at ``now``: the current one, and the previous one during the overlap."""
-    found = [endpoint.secret]
+def signing_secrets(endpoint: WebhookEndpoint, *, now: datetime, box: SecretBox) -> list[str]:
+    """The secrets that sign at ``now``: the current one, and the previous one during the overlap, opened
+    by ``box``. Raises SecretUnreadable (sealed with another key)."""
+    found = [box.open(endpoint.secret)]
     expires = endpoint.previous_secret_expires_at
     if endpoint.previous_secret and expires is not None and now < expires:
-        found.append(endpoint.previous_secret)
+        found.append(box.open(endpoint.previous_secret))
     return found
 
 
@@ -286,7 +291,9 @@ def record_attempt(
     return row
 
 
-def send_test(ctx: Ctx, endpoint_id: str, *, sender: WebhookSender, wall_clock: datetime) -> WebhookAttempt:
+def send_test(
+    ctx: Ctx, endpoint_id: str, *, sender: WebhookSender, box: SecretBox, wall_clock: datetime
+) -> WebhookAttempt:
     """Send a signed ``webhook_endpoint.test`` event to the endpoint now (disabled endpoints too) and log
     the attempt; returns it. The event is not stored and goes to no other endpoint. Raises NotFound."""
     endpoint = ctx.get(WebhookEndpoint, endpoint_id, label="webhook_endpoint")
@@ -301,7 +308,7 @@ def send_test(ctx: Ctx, endpoint_id: str, *, sender: WebhookSender, wall_clock: 
         created_at=now,
     )
     body = event_body(event)
-    headers = sign(signing_secrets(endpoint, now=now), msg_id=event.id, body=body, at=wall_clock)
+    headers = sign(signing_secrets(endpoint, now=now, box=box), msg_id=event.id, body=body, at=wall_clock)
     response = sender.send(WebhookRequest(url=endpoint.url, body=body, headers=headers))
     attempt = record_attempt(
         ctx,

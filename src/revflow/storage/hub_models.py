@@ -50,9 +50,10 @@ class WebhookEndpoint(Base):
     #: ``gone`` (answered 410), ``failing`` (failed for days) or ``manual``.
     disabled_reason: Mapped[str | None] = mapped_column(String(20))
     disabled_at: Mapped[datetime | None]
-    secret: Mapped[str] = mapped_column(String(100))
+    #: Sealed with REVFLOW_SECRET_KEY (``fernet:…``), never stored in the clear.
+    secret: Mapped[str] = mapped_column(String(500))
     #: The secret before the last rotation, still used to sign until ``previous_secret_expires_at``.
-    previous_secret: Mapped[str | None] = mapped_column(String(100))
+    previous_secret: Mapped[str | None] = mapped_column(String(500))
     previous_secret_expires_at: Mapped[datetime | None]
     #: Start of the current run of failed attempts (None: the last attempt succeeded).
     failing_since: Mapped[datetime | None]

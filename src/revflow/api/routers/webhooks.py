@@ -47,6 +47,7 @@ def create_endpoint(body: WebhookEndpointCreate, ctx: CtxDep, container: Contain
     endpoint, secret = svc.create_endpoint(
         ctx,
         sender=container.webhook_sender,
+        box=container.secret_box,
         url=str(body.url),
         enabled_events=body.enabled_events,
         description=body.description,
@@ -112,7 +113,7 @@ def rotate_secret(
 ) -> dict[str, Any]:
     hours = body.expires_in_hours if body and body.expires_in_hours is not None else None
     overlap = timedelta(hours=container.settings.webhook_rotation_overlap_hours if hours is None else hours)
-    endpoint, secret = svc.rotate_secret(ctx, endpoint_id, overlap=overlap)
+    endpoint, secret = svc.rotate_secret(ctx, endpoint_id, overlap=overlap, box=container.secret_box)
     return {**WebhookEndpointView.of(endpoint).payload(), "secret": secret}
 
 
@@ -151,7 +152,13 @@ def list_attempts(
     summary="Send a signed webhook_endpoint.test event now and return the attempt",
 )
 def test_endpoint(endpoint_id: str, ctx: CtxDep, container: ContainerDep) -> WebhookAttemptView:
-    attempt = svc.send_test(ctx, endpoint_id, sender=container.webhook_sender, wall_clock=SystemClock().now())
+    attempt = svc.send_test(
+        ctx,
+        endpoint_id,
+        sender=container.webhook_sender,
+        box=container.secret_box,
+        wall_clock=SystemClock().now(),
+    )
     return WebhookAttemptView.of(attempt)
 
 
