@@ -437,7 +437,7 @@ def replay(
             (d.event_id, d.subscriber): d
             for d in session.scalars(select(EventDelivery).where(EventDelivery.event_id.in_(ids)))
         }
-        seqs = {eid: seq for (eid, _), d in existing.items() for seq in [d.event_seq]}
+        seqs = {eid: d.event_seq for (eid, _), d in existing.items()}
         for ev in events:
             for ep in targets:
                 if ep.org_id != ev.org_id or (
