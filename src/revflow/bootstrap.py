@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from revflow.adapters.crypto import FernetSecretBox
 from revflow.adapters.email import SmtpEmailSender, StoredEmailSender
 from revflow.adapters.payments import SandboxGateway
 from revflow.adapters.payments.stripe import StripeGateway
 from revflow.adapters.pdf import ReportlabPdfRenderer
+from revflow.adapters.webhooks import HttpWebhookSender
 from revflow.config import Settings
 from revflow.domain.clock import Clock, SystemClock
 from revflow.domain.errors import RevflowError
-from revflow.services.ports import EmailSender, PaymentGateway, PdfRenderer
+from revflow.services.ports import EmailSender, PaymentGateway, PdfRenderer, SecretBox, WebhookSender
 from revflow.storage.engine import make_engine, make_session_factory, migrate
 
 __all__ = ["ConfigurationError", "Container", "build", "build_email", "build_gateway"]
@@ -35,11 +38,16 @@ class Container:
     gateway: PaymentGateway
     email: EmailSender
     pdf: PdfRenderer = field(default_factory=ReportlabPdfRenderer)
+    webhook_sender: WebhookSender = field(default_factory=HttpWebhookSender)
+    secret_box: SecretBox = field(default_factory=lambda: FernetSecretBox(Settings().secret_key))
     _extra_engines: list[Engine] = field(default_factory=list)
 
     def close(self) -> None:
         for extra in self._extra_engines:
             extra.dispose()
+        close_sender = getattr(self.webhook_sender, "close", None)
+        if close_sender is not None:
+            close_sender()
         self.engine.dispose()
 
 
@@ -64,8 +72,19 @@ def _sandbox_sessions(settings: Settings, engine: Engine) -> tuple[sessionmaker[
     own = make_engine(url)
     models = (SandboxCustomer, SandboxPaymentMethod, SandboxCharge, SandboxRefund, SandboxEvent)
     tables = [m.__table__ for m in models]
-    Base.metadata.create_all(own, tables=tables)  # type: ignore[arg-type]
-    return make_session_factory(own), own
+
+    class _TablesOnFirstUse(sessionmaker[Session]):
+        # Created on first use, not at build: a container must build (and /readyz answer 503) while the
+        # database is unreachable.
+        ready = False
+
+        def __call__(self, **local_kw: Any) -> Session:
+            if not self.ready:
+                Base.metadata.create_all(own, tables=tables)  # type: ignore[arg-type]
+                type(self).ready = True
+            return super().__call__(**local_kw)
+
+    return _TablesOnFirstUse(bind=own, expire_on_commit=False), own
 
 
 def build_gateway(settings: Settings, engine: Engine, clock: Clock) -> tuple[PaymentGateway, Engine | None]:
@@ -118,4 +137,12 @@ def build(settings: Settings, *, clock: Clock | None = None, auto_migrate: bool 
         gateway=gateway,
         email=build_email(settings),
         _extra_engines=[own] if own is not None else [],
+        secret_box=FernetSecretBox(
+            settings.secret_key, tuple(k for k in settings.secret_key_previous.split(",") if k)
+        ),
+        webhook_sender=HttpWebhookSender(
+            allow_private=settings.webhook_allow_private,
+            connect_timeout=settings.webhook_connect_timeout,
+            read_timeout=settings.webhook_read_timeout,
+        ),
     )

@@ -28,6 +28,8 @@ class Settings(BaseSettings):
         default="dev-insecure-secret-change-me",
         description="Signs and encrypts secrets at rest; set a long random value in production.",
     )
+    #: Earlier secret keys, comma-separated: secrets sealed with them can still be opened (key rotation).
+    secret_key_previous: str = ""
     log_level: str = "INFO"
     log_json: bool = False
     host: str = "127.0.0.1"
@@ -62,6 +64,20 @@ class Settings(BaseSettings):
     smtp_password: str = ""
     smtp_starttls: bool = False
     email_from: str = "billing@revflow.local"
+    #: Let webhook endpoints resolve to private, loopback or link-local addresses (development, tests).
+    webhook_allow_private: bool = False
+    #: Seconds to connect to, and to wait for, a webhook receiver.
+    webhook_connect_timeout: float = 5.0
+    webhook_read_timeout: float = 15.0
+    #: Hours a failing delivery is retried (from its first attempt) before it is dead-lettered.
+    webhook_retry_window_hours: int = 72
+    #: Days an endpoint may fail without a single success before it is disabled.
+    webhook_disable_after_days: int = 5
+    #: Hours the previous secret keeps signing after a rotation, unless the rotation says otherwise.
+    webhook_rotation_overlap_hours: int = 24
+    #: Deliveries claimed per round by one worker, and how long a claim lasts (seconds).
+    outbox_batch_size: int = 50
+    outbox_lease_seconds: int = 120
 
 
 @lru_cache(maxsize=1)

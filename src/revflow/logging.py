@@ -26,7 +26,12 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        # Resolve sys.stderr at each use, not once: a replaced stream (tests, CliRunner) may be closed later.
-        logger_factory=lambda *_: structlog.PrintLogger(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
+
+
+def _stderr_logger(*_: object) -> structlog.PrintLogger:
+    """A logger on the standard error of the moment: a stream swapped after configuration (a test
+    runner's capture, say) is followed, never written to after it was closed."""
+    return structlog.PrintLogger(file=sys.stderr)

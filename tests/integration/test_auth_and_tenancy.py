@@ -190,6 +190,19 @@ def _seed(t: Tenant) -> dict[str, str]:
         "/v1/quotes",
         {"customer_id": cus["id"], "lines": [{"price_id": price["id"], "quantity": 2, "unit_amount": "900"}]},
     ).json()
+    endpoint = t.post(  # a public address literal: no DNS lookup, and the worker does not run here
+        "/v1/webhook_endpoints", {"url": "https://93.184.216.34/hooks", "enabled_events": ["invoice.*"]}
+    ).json()
+    mapping = t.post(
+        "/v1/entity_mappings",
+        {
+            "object_type": "subscription",
+            "object_id": sub["id"],
+            "system": "hubspot",
+            "external_type": "deal",
+            "external_id": "D-1",
+        },
+    ).json()
     container: Container = cast(FastAPI, t.http.app).state.container
     with container.sessions() as s:  # an alert as a quote check records one, without billing anything
         alert = raise_alert(
@@ -257,6 +270,8 @@ def _seed(t: Tenant) -> dict[str, str]:
         "test_clock_id": clock["id"],
         "quote_id": quote["id"],
         "alert_id": alert.id,
+        "endpoint_id": endpoint["id"],
+        "mapping_id": mapping["id"],
     }
 
 
@@ -287,6 +302,12 @@ def _snapshot(t: Tenant, ids: dict[str, str]) -> dict[str, Any]:
         "dispute": t.get(f"/v1/disputes/{ids['dispute_id']}").json(),
         "email": t.get(f"/v1/emails/{ids['email_id']}").json(),
         "collection": t.get(f"/v1/invoices/{inv}/collection").json(),
+        "webhook_endpoint": t.get(f"/v1/webhook_endpoints/{ids['endpoint_id']}").json(),
+        "webhook_attempts": t.get(f"/v1/webhook_endpoints/{ids['endpoint_id']}/deliveries").json(),
+        "event_deliveries": t.get(f"/v1/events/{ids['event_id']}/deliveries").json(),
+        "webhook_endpoints": t.get("/v1/webhook_endpoints").json(),
+        "entity_mapping": t.get(f"/v1/entity_mappings/{ids['mapping_id']}").json(),
+        "entity_mappings": t.get("/v1/entity_mappings", params={"limit": 100}).json(),
         "subscriptions": t.get("/v1/subscriptions", params={"limit": 100}).json(),
         "payments": t.get("/v1/payments", params={"limit": 100}).json(),
         "credit_notes": t.get("/v1/credit_notes", params={"limit": 100}).json(),
@@ -321,6 +342,10 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/customers/{customer_id}/payment_methods"): {"token": "pm_card_visa"},
     ("POST", "/v1/customers/{customer_id}/setup_sessions"): {"method_types": ["card"]},
     ("PATCH", "/v1/dunning_policies/{policy_id}"): {"name": "Hijacked"},
+    ("PATCH", "/v1/webhook_endpoints/{endpoint_id}"): {"description": "Hijacked", "disabled": True},
+    ("POST", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"): {"expires_in_hours": 0},
+    ("POST", "/v1/events/{event_id}/replay"): {},
+    ("PATCH", "/v1/entity_mappings/{mapping_id}"): {"external_id": "hijacked"},
 }
 
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
@@ -408,6 +433,9 @@ class TestTenantIsolation:
             ("/v1/plans", {"code": "pro"}),
             ("/v1/quotes", {}),
             ("/v1/alerts", {}),
+            ("/v1/webhook_endpoints", {}),
+            ("/v1/entity_mappings", {}),
+            ("/v1/entity_mappings", {"external_id": "1234"}),
         ]
 
         seen: dict[str, set[str]] = {}

@@ -22,6 +22,8 @@ from revflow.api.routers import (
     credit_notes,
     customers,
     discounts,
+    entity_mappings,
+    gateway_webhooks,
     invoices,
     organization,
     payments,
@@ -144,7 +146,9 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
         alerts,
         organization,
         payments,
+        gateway_webhooks,
         webhooks,
+        entity_mappings,
     ):
         app.include_router(module.api)
 
@@ -163,6 +167,18 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
         except Exception:
             return problem(503, "database_unavailable", "The database does not answer.")
         return Response('{"status": "ready"}', media_type="application/json")
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from revflow.api.metrics import render
+
+        try:
+            body = await run_in_threadpool(render, container)
+        except Exception:
+            return problem(503, "database_unavailable", "The database does not answer.")
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.add_middleware(CardDataGuard)  # inside BodyLimit: reads at most max_body_bytes
     app.add_middleware(BodyLimit, limit=container.settings.max_body_bytes)

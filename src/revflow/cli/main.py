@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -17,6 +18,10 @@ clock_app = typer.Typer(
     help="Test clocks: simulated time for customers and subscriptions.", no_args_is_help=True
 )
 app.add_typer(clock_app, name="clock")
+events_app = typer.Typer(
+    help="Domain events: deliver them to webhook endpoints, replay them.", no_args_is_help=True
+)
+app.add_typer(events_app, name="events")
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -86,6 +91,9 @@ def run_worker(
     once: Annotated[
         bool, typer.Option("--once", help="Run every job once, print what each did, exit")
     ] = False,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve this worker's Prometheus metrics on this port")
+    ] = None,
 ) -> None:
     """Run the background worker alone (for PostgreSQL deployments with several processes)."""
     from revflow.jobs.worker import Worker
@@ -99,6 +107,10 @@ def run_worker(
         if any(count < 0 for count in done.values()):
             raise typer.Exit(1)
         return
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=settings.host)
     worker.run_forever()
 
 
@@ -138,7 +150,6 @@ def bill(
     ] = None,
 ) -> None:
     """Run the billing engine once: bill every real-time customer with something due, with progress."""
-    from datetime import datetime
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from sqlalchemy import func, select
@@ -222,6 +233,92 @@ def clock_advance(
                 raise typer.Exit(2) from None
         session.commit()
     typer.echo(f"{clock_id} is at {clock.frozen_time.isoformat()}; {len(invoices)} invoices created.")
+
+
+def _instant(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        err.print(
+            f"[red]{option} '{value}' is not an ISO 8601 instant with an offset[/red], "
+            "e.g. 2025-01-01T00:00:00Z."
+        )
+        raise typer.Exit(2)
+    return parsed
+
+
+@events_app.command("deliver")
+def events_deliver() -> None:
+    """Fan out new events and deliver everything due once (what the worker's outbox job does)."""
+    from revflow.jobs.worker import deliver_events
+
+    container = _container(_settings())
+    try:
+        attempted = deliver_events(container)
+    finally:
+        container.close()
+    typer.echo(f"{attempted} delivery attempts.")
+
+
+@events_app.command("replay")
+def events_replay(
+    event_id: Annotated[str | None, typer.Argument(help="Event id (evt_…) to deliver again")] = None,
+    since: Annotated[
+        str | None, typer.Option("--from", help="Replay events created at or after (ISO 8601)")
+    ] = None,
+    until: Annotated[str | None, typer.Option("--to", help="… and before this instant (ISO 8601)")] = None,
+    endpoint: Annotated[str | None, typer.Option(help="Only to this webhook endpoint (we_…)")] = None,
+    org: Annotated[str | None, typer.Option(help="Only events of this organization (org_…)")] = None,
+    type: Annotated[str | None, typer.Option(help="Only events of this type, e.g. invoice.paid")] = None,
+) -> None:
+    """Deliver one event, or every event of a time range, again; the worker sends them."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from revflow.domain.errors import RevflowError
+    from revflow.services import outbox
+
+    gte, lt = _instant(since, "--from"), _instant(until, "--to")
+    if event_id is None and (gte is None or lt is None):
+        err.print("[red]Give an event id, or both --from and --to.[/red]")
+        raise typer.Exit(2)
+    container = _container(_settings())
+    with container.sessions() as session:
+        total = (
+            1
+            if event_id
+            else outbox.count_events(session, org_id=org, created_gte=gte, created_lt=lt, type=type)
+        )
+        columns = (TextColumn("Replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err) as progress:
+            task = progress.add_task("replay", total=total)
+
+            def batch_done(n: int) -> None:
+                session.commit()
+                progress.advance(task, n)
+
+            try:
+                scheduled = outbox.replay(
+                    session,
+                    now=container.clock.now(),
+                    org_id=org,
+                    event_id=event_id,
+                    created_gte=None if event_id else gte,
+                    created_lt=None if event_id else lt,
+                    type=type,
+                    endpoint_id=endpoint,
+                    on_batch=batch_done,
+                )
+            except RevflowError as exc:
+                err.print(f"[red]{exc.message}[/red]")
+                container.close()
+                raise typer.Exit(2) from None
+        session.commit()
+    container.close()
+    typer.echo(f"{scheduled} deliveries scheduled; the worker sends them (or run `revflow events deliver`).")
 
 
 @app.command()

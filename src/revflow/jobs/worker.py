@@ -1,7 +1,9 @@
 """The background worker: runs each job once per cycle, inside ``revflow serve`` or alone.
 
 Jobs take no objects, only the container, and are safe to run twice: the billing run bills what fell
-due (and finalizes drafts whose grace period ended); later issues add payment retries and outbox delivery.
+due (and finalizes drafts whose grace period ended); the outbox job delivers domain events to webhook
+endpoints; the payment jobs send charges and retries, settle sandbox debits, run dunning deadlines, send
+emails and reconcile with the gateway.
 """
 
 from __future__ import annotations
@@ -13,9 +15,20 @@ from datetime import timedelta
 import structlog
 from sqlalchemy import select
 
+from revflow import metrics
 from revflow.adapters.payments.sandbox import SandboxGateway
 from revflow.bootstrap import Container
-from revflow.services import billing, dunning, emails, gateway_events, idempotency, payments, reconciliation
+from revflow.domain.delivery import RetryPolicy
+from revflow.services import (
+    billing,
+    dunning,
+    emails,
+    gateway_events,
+    idempotency,
+    outbox,
+    payments,
+    reconciliation,
+)
 from revflow.storage.models import TestClock
 
 __all__ = ["Worker"]
@@ -41,6 +54,8 @@ def run_billing(container: Container) -> int:
     stats = billing.run_due(
         container.sessions, now=container.clock.now(), batch_size=container.settings.billing_batch_size
     )
+    metrics.BILLING_RUNS.inc()
+    metrics.BILLING_RUN_ERRORS.inc(stats.errors)
     if stats.customers or stats.errors:
         log.info("billing_run", customers=stats.customers, invoices=stats.invoices, errors=stats.errors)
     return stats.invoices
@@ -57,6 +72,9 @@ def collect_payments(container: Container) -> int:
     )
     if stats.claimed:
         log.info("payments_collected", claimed=stats.claimed, outcomes=stats.outcomes)
+    for status in ("failed", "unknown", "requires_action"):
+        if stats.outcomes.get(status):
+            metrics.PAYMENT_ERRORS.labels(status).inc(stats.outcomes[status])
     return stats.claimed
 
 
@@ -114,6 +132,39 @@ def reconcile_payments(container: Container, *, force: bool = False) -> int:
     return len(report.discrepancies)
 
 
+def delivery_config(container: Container) -> outbox.DeliveryConfig:
+    """The outbox delivery settings of ``container``."""
+    settings = container.settings
+    return outbox.DeliveryConfig(
+        policy=RetryPolicy(window=timedelta(hours=settings.webhook_retry_window_hours)),
+        batch_size=settings.outbox_batch_size,
+        lease=timedelta(seconds=settings.outbox_lease_seconds),
+        disable_after=timedelta(days=settings.webhook_disable_after_days),
+    )
+
+
+def deliver_events(container: Container) -> int:
+    """Fan new events out to their subscribers and deliver what is due (webhooks); returns the number of
+    attempts. Safe in several workers at once (deliveries are claimed with SKIP LOCKED and a lease)."""
+    stats = outbox.deliver_due(
+        container.sessions,
+        sender=container.webhook_sender,
+        box=container.secret_box,
+        clock=container.clock,
+        config=delivery_config(container),
+    )
+    if stats.attempted:
+        log.info(
+            "outbox_run",
+            attempted=stats.attempted,
+            succeeded=stats.succeeded,
+            failed=stats.failed,
+            dead_lettered=stats.dead_lettered,
+            disabled=stats.disabled,
+        )
+    return stats.attempted
+
+
 JOBS: tuple[tuple[str, Job], ...] = (
     ("billing", run_billing),
     ("collect_payments", collect_payments),
@@ -121,6 +172,7 @@ JOBS: tuple[tuple[str, Job], ...] = (
     ("dunning_deadlines", dunning_deadlines),
     ("deliver_emails", deliver_emails),
     ("reconcile_payments", reconcile_payments),
+    ("outbox", deliver_events),
     ("purge_idempotency_keys", purge_idempotency_keys),
 )
 

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from revflow.domain.errors import Conflict, InvalidInput
 from revflow.domain.ids import new_id
 from revflow.domain.money import Currency
+from revflow.services import entity_mappings
 from revflow.services.context import Ctx
 from revflow.services.pagination import Page, paginate
 from revflow.services.recorder import diff, record
@@ -125,6 +126,7 @@ def _set_external_ids(ctx: Ctx, customer: Customer, external_ids: dict[str, str 
         if ext is None:
             if system in current:
                 customer.external_ids.remove(current[system])
+            entity_mappings.mirror_customer_id(ctx, customer_id=customer.id, system=system, external_id=None)
             continue
         owner = ctx.session.scalar(
             select(CustomerExternalId.customer_id).where(
@@ -144,6 +146,7 @@ def _set_external_ids(ctx: Ctx, customer: Customer, external_ids: dict[str, str 
             customer.external_ids.append(
                 CustomerExternalId(org_id=ctx.org_id, system=system, external_id=ext)
             )
+        entity_mappings.mirror_customer_id(ctx, customer_id=customer.id, system=system, external_id=ext)
 
 
 def _snapshot(c: Customer) -> dict[str, Any]:

@@ -40,7 +40,13 @@ __all__ = [
     "RateLimitStatus",
     "RateLimited",
     "RefundResult",
+    "SecretBox",
+    "SecretUnreadable",
     "SetupSession",
+    "UrlNotAllowed",
+    "WebhookRequest",
+    "WebhookResponse",
+    "WebhookSender",
     "WebhookSignatureError",
 ]
 
@@ -466,3 +472,64 @@ class EmailSender(Protocol):
     delivered_status: str
 
     def send(self, message: EmailMessage) -> None: ...
+
+
+# --- Outbound webhooks (integration hub) ---------------------------------------------------------------
+
+
+class UrlNotAllowed(Exception):
+    """A webhook URL that must not be called: bad scheme, unresolvable, or resolving to a private,
+    loopback, link-local or reserved address (SSRF)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """One signed POST to an endpoint: ``body`` is sent byte for byte as signed."""
+
+    url: str
+    body: str
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResponse:
+    """What one attempt got: a status (None when no response came), the first 1 KB of the body, the
+    latency, a transport error, and the ``Retry-After`` seconds the receiver asked for."""
+
+    status: int | None
+    body: str | None
+    latency_ms: int
+    error: str | None = None
+    retry_after: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class WebhookSender(Protocol):
+    """Sends webhooks over HTTP with timeouts, refusing URLs that resolve to non-public addresses."""
+
+    def check_url(self, url: str) -> None:
+        """Raise UrlNotAllowed when ``url`` may not be called (checked at endpoint creation)."""
+        ...
+
+    def send(self, request: WebhookRequest) -> WebhookResponse:
+        """POST ``request``; never raises for network errors or refused URLs (``error`` says why)."""
+        ...
+
+
+class SecretUnreadable(Exception):
+    """A sealed secret that cannot be opened (sealed with another key, or damaged)."""
+
+
+class SecretBox(Protocol):
+    """Seals secrets that must be stored and read back (webhook signing secrets, connector credentials)."""
+
+    def seal(self, plaintext: str) -> str:
+        """The ciphertext to store for ``plaintext``."""
+        ...
+
+    def open(self, sealed: str) -> str:
+        """The plaintext of a value from :meth:`seal`; raises SecretUnreadable."""
+        ...

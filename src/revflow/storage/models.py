@@ -666,12 +666,19 @@ class Event(Base):
 
 
 class EventDelivery(Base):
-    """Delivery state of one event to one subscriber (webhook endpoint or connector)."""
+    """Delivery state of one event to one subscriber (webhook endpoint or connector).
+
+    ``status``: ``pending`` (no attempt yet), ``retrying`` (failed, ``next_attempt_at`` set), ``succeeded``,
+    ``dead_lettered`` (gave up after the retry window), ``paused`` (the subscriber is disabled) or
+    ``canceled`` (the subscriber was deleted). A delivery is claimed by setting ``locked_until`` (a lease);
+    per subscriber and object, one waits while an earlier one (lower ``event_seq``) is unfinished.
+    """
 
     __tablename__ = "event_deliveries"
     __table_args__ = (
         UniqueConstraint("event_id", "subscriber"),
         Index("ix_event_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_event_deliveries_order", "subscriber", "object_id", "event_seq"),
     )
 
     id: Mapped[int] = mapped_column(
@@ -686,6 +693,16 @@ class EventDelivery(Base):
     last_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
+    #: ``webhook_endpoint`` (``subscriber`` is its id) or, later, ``connector``.
+    subscriber_type: Mapped[str] = mapped_column(String(30), default="webhook_endpoint")
+    object_id: Mapped[str] = mapped_column(String(40), default="")
+    #: The event's place in the outbox: deliveries of one object reach a subscriber in this order.
+    event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    locked_until: Mapped[datetime | None]
+    first_attempt_at: Mapped[datetime | None]
+    delivered_at: Mapped[datetime | None]
+    dead_lettered_at: Mapped[datetime | None]
+    last_response_status: Mapped[int | None] = mapped_column(Integer)
 
 
 # Tables of later capabilities live in their own modules; importing them here registers them on Base.metadata.
