@@ -188,6 +188,13 @@ def _seed(t: Tenant) -> dict[str, str]:
         "/v1/quotes",
         {"customer_id": cus["id"], "lines": [{"price_id": price["id"], "quantity": 2, "unit_amount": "900"}]},
     ).json()
+    billable_metric = t.post(
+        "/v1/billable_metrics", {"code": "calls", "name": "Calls", "aggregation": "count"}
+    )
+    usage = t.post(
+        "/v1/usage_events", {"transaction_id": "seed-1", "customer_id": cus["id"], "metric_code": "calls"}
+    )
+    assert billable_metric.status_code == 201 and usage.status_code == 201, usage.text
     container: Container = cast(FastAPI, t.http.app).state.container
     with container.sessions() as s:  # an alert as a quote check records one, without billing anything
         alert = raise_alert(
@@ -219,6 +226,7 @@ def _seed(t: Tenant) -> dict[str, str]:
         "test_clock_id": clock["id"],
         "quote_id": quote["id"],
         "alert_id": alert.id,
+        "metric_id": billable_metric.json()["id"],
     }
 
 
@@ -243,6 +251,8 @@ def _snapshot(t: Tenant, ids: dict[str, str]) -> dict[str, Any]:
         "test_clock": t.get(f"/v1/test_clocks/{ids['test_clock_id']}").json(),
         "quote": t.get(f"/v1/quotes/{ids['quote_id']}").json(),
         "alert": t.get(f"/v1/alerts/{ids['alert_id']}").json(),
+        "billable_metric": t.get(f"/v1/billable_metrics/{ids['metric_id']}").json(),
+        "usage_events": t.get("/v1/usage_events", params={"limit": 100}).json(),
         "subscriptions": t.get("/v1/subscriptions", params={"limit": 100}).json(),
         "payments": t.get("/v1/payments", params={"limit": 100}).json(),
         "credit_notes": t.get("/v1/credit_notes", params={"limit": 100}).json(),
@@ -360,6 +370,9 @@ class TestTenantIsolation:
             ("/v1/plans", {"code": "pro"}),
             ("/v1/quotes", {}),
             ("/v1/alerts", {}),
+            ("/v1/billable_metrics", {}),
+            ("/v1/usage_events", {}),
+            ("/v1/usage_events", {"customer_id": ids["customer_id"]}),
         ]
 
         seen: dict[str, set[str]] = {}

@@ -26,6 +26,7 @@ from revflow.api.routers import (
     quotes,
     subscriptions,
     test_clocks,
+    usage,
 )
 from revflow.bootstrap import Container
 
@@ -140,6 +141,7 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
         quotes,
         alerts,
         organization,
+        usage,
     ):
         app.include_router(module.api)
 

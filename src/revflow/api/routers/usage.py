@@ -1,0 +1,162 @@
+"""/v1/billable_metrics, /v1/usage_events, /v1/customers/{id}/usage"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, router
+from revflow.api.schemas import ListOf
+from revflow.api.schemas_usage import MetricCreate
+from revflow.domain.errors import InvalidInput
+from revflow.services import usage_ingest, usage_metrics
+from revflow.services.context import Ctx
+from revflow.services.pagination import paginate
+from revflow.services.views_usage import BillableMetricView, UsageEventView
+from revflow.storage.usage_models import UsageEvent
+
+api = router("usage")
+
+_EVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["transaction_id", "metric_code"],
+    "properties": {
+        "transaction_id": {
+            "type": "string",
+            "maxLength": 255,
+            "description": "Idempotency key of the event.",
+        },
+        "metric_code": {"type": "string", "maxLength": 100},
+        "customer_id": {"type": "string"},
+        "external_customer_id": {"type": "string"},
+        "subscription_id": {"type": "string"},
+        "timestamp": {"type": "string", "format": "date-time", "description": "Default: now."},
+        "properties": {"type": "object"},
+    },
+}
+
+
+class BadJson(InvalidInput):
+    code = "invalid_json"
+    status = 400
+
+
+def _body(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadJson("The request body is not valid JSON.") from None
+
+
+@api.post("/billable_metrics", status_code=201, response_model=BillableMetricView, summary="Create a metric")
+def create_metric(body: MetricCreate, ctx: CtxDep) -> BillableMetricView:
+    return BillableMetricView.of(usage_metrics.create_metric(ctx, **body.model_dump()))
+
+
+@api.get("/billable_metrics", response_model=ListOf[BillableMetricView], summary="List metrics")
+def list_metrics(ctx: CtxDep, page: ListParamsDep) -> dict[str, object]:
+    result = usage_metrics.list_metrics(
+        ctx, limit=page.limit, starting_after=page.starting_after, ending_before=page.ending_before
+    )
+    return envelope("/v1/billable_metrics", [BillableMetricView.of(m) for m in result.items], result.has_more)
+
+
+@api.get("/billable_metrics/{metric_id}", response_model=BillableMetricView, summary="Retrieve a metric")
+def get_metric(metric_id: str, ctx: CtxDep) -> BillableMetricView:
+    return BillableMetricView.of(usage_metrics.get_metric(ctx, metric_id))
+
+
+def _ingest_one(ctx: Ctx, raw: bytes) -> Response:
+    event = _body(raw)
+    [outcome] = usage_ingest.ingest(ctx, [event])
+    if outcome.status == "rejected":
+        raise InvalidInput(outcome.message or "rejected", code=outcome.code)
+    return JSONResponse(outcome.payload(), status_code=201 if outcome.status == "accepted" else 200)
+
+
+@api.post(
+    "/usage_events",
+    summary="Record one usage event",
+    description="201 accepted, 200 duplicate (same transaction_id), 422 rejected with a reason code.",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _EVENT_SCHEMA}}}
+    },
+)
+async def create_event(request: Request, ctx: CtxDep) -> Response:
+    raw = await request.body()
+    return await run_in_threadpool(_ingest_one, ctx, raw)
+
+
+def _ingest_batch(ctx: Ctx, raw: bytes) -> Response:
+    body = _body(raw)
+    events = body.get("events") if isinstance(body, dict) else None
+    if not isinstance(events, list) or set(body) != {"events"}:
+        raise InvalidInput('The body must be {"events": [...]}.', code="invalid_batch")
+    if not 1 <= len(events) <= usage_ingest.MAX_BATCH:
+        raise InvalidInput(
+            f"A batch holds 1 to {usage_ingest.MAX_BATCH} events, got {len(events)}.", code="batch_too_large"
+        )
+    outcomes = usage_ingest.ingest(ctx, events)
+    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+    for o in outcomes:
+        counts[o.status] += 1
+    payload = {"object": "usage_event_batch", **counts, "data": [o.payload() for o in outcomes]}
+    return JSONResponse(payload, status_code=200)
+
+
+@api.post(
+    "/usage_events/batch",
+    summary="Record up to 1,000 usage events",
+    description="Each event is accepted, duplicate or rejected on its own; the good events are stored.",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["events"],
+                        "properties": {"events": {"type": "array", "maxItems": 1000, "items": _EVENT_SCHEMA}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def create_events(request: Request, ctx: CtxDep) -> Response:
+    raw = await request.body()
+    return await run_in_threadpool(_ingest_batch, ctx, raw)
+
+
+EventStatus = Literal["billable", "unmatched", "filtered", "voided", "invalid"]
+
+
+@api.get("/usage_events", response_model=ListOf[UsageEventView], summary="List usage events")
+def list_events(
+    ctx: CtxDep,
+    page: ListParamsDep,
+    status: EventStatus | None = None,
+    customer_id: Annotated[str | None, Query(max_length=40)] = None,
+    metric_code: Annotated[str | None, Query(max_length=100)] = None,
+) -> dict[str, object]:
+    stmt = select(UsageEvent).where(UsageEvent.org_id == ctx.org_id)
+    if status is not None:
+        stmt = stmt.where(UsageEvent.status == status)
+    if customer_id is not None:
+        stmt = stmt.where(UsageEvent.customer_id == customer_id)
+    if metric_code is not None:
+        stmt = stmt.where(UsageEvent.metric_code == metric_code)
+    result = paginate(
+        ctx,
+        stmt,
+        UsageEvent,
+        limit=page.limit,
+        starting_after=page.starting_after,
+        ending_before=page.ending_before,
+    )
+    return envelope("/v1/usage_events", [UsageEventView.of(e) for e in result.items], result.has_more)
