@@ -70,6 +70,7 @@ __all__ = [
     "TierLine",
     "amount",
     "exact_amount",
+    "grouped_amount",
     "tier_breakdown",
 ]
 
@@ -338,3 +339,26 @@ def tier_breakdown(*, terms: PriceTerms, quantity: Decimal) -> list[TierLine]:
             return _breakdown(terms, number)
         except Inexact:
             raise AmountOutOfRange(f"the amount for quantity {number} cannot be computed exactly") from None
+
+
+def grouped_amount(*, terms: PriceTerms, quantities: list[Decimal], currency: Currency) -> int:
+    """Return what several groups cost when ``terms`` apply to each group's quantity on its own (a
+    metric with a group-by dimension: tiers restart per region, per workspace, ...).
+
+    The exact amounts of the groups are added, then rounded once. Raises like :func:`amount`.
+
+    >>> from revflow.domain.money import Currency
+    >>> tiers = (Tier(up_to=Decimal(10), unit_amount=Decimal(100)), Tier(up_to=None, unit_amount=Decimal(50)))
+    >>> graduated = PriceTerms(model=PricingModel.GRADUATED, tiers=tiers)
+    >>> grouped_amount(terms=graduated, quantities=[Decimal(12), Decimal(5)], currency=Currency.of("USD"))
+    1600
+    >>> amount(terms=graduated, quantity=Decimal(17), currency=Currency.of("USD"))
+    1350
+    """
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        exact = sum((exact_amount(terms=terms, quantity=q) for q in quantities), _ZERO)
+        rounded = round_to_minor(exact.scaleb(-currency.exponent), currency)
+    if abs(rounded) > MAX_AMOUNT:
+        raise AmountOutOfRange(f"amount {rounded} exceeds the limit of {MAX_AMOUNT} minor units")
+    return rounded
