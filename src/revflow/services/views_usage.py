@@ -10,7 +10,14 @@ from revflow.domain.usage import from_micros
 from revflow.services.views import _View
 from revflow.storage import usage_models as um
 
-__all__ = ["BillableMetricView", "UsageEventView", "UsageThresholdView"]
+__all__ = [
+    "BillableMetricView",
+    "CustomerUsageView",
+    "SubscriptionUsageView",
+    "UsageEventView",
+    "UsageLineView",
+    "UsageThresholdView",
+]
 
 
 class BillableMetricView(_View):
@@ -102,3 +109,31 @@ class UsageThresholdView(_View):
             last_period_start=t.last_period_start,
             created_at=t.created_at,
         )
+
+
+class UsageLineView(_View):
+    price_id: str
+    metric_code: str | None
+    aggregation: str | None
+    units: Decimal
+    amount: int
+    projected_units: Decimal
+    projected_amount: int
+    groups: dict[str, Decimal]
+
+
+class SubscriptionUsageView(_View):
+    subscription_id: str
+    currency: str
+    period_start: datetime
+    period_end: datetime
+    amount: int
+    projected_amount: int
+    lines: list[UsageLineView]
+
+
+class CustomerUsageView(_View):
+    object: Literal["customer_usage"] = "customer_usage"
+    customer_id: str
+    as_of: datetime
+    subscriptions: list[SubscriptionUsageView]

@@ -14,10 +14,10 @@ from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, router
 from revflow.api.schemas import ListOf
 from revflow.api.schemas_usage import MetricCreate
 from revflow.domain.errors import InvalidInput
-from revflow.services import usage_ingest, usage_metrics
+from revflow.services import usage_ingest, usage_live, usage_metrics
 from revflow.services.context import Ctx
 from revflow.services.pagination import paginate
-from revflow.services.views_usage import BillableMetricView, UsageEventView
+from revflow.services.views_usage import BillableMetricView, CustomerUsageView, UsageEventView
 from revflow.storage.usage_models import UsageEvent
 
 api = router("usage")
@@ -160,3 +160,17 @@ def list_events(
         ending_before=page.ending_before,
     )
     return envelope("/v1/usage_events", [UsageEventView.of(e) for e in result.items], result.has_more)
+
+
+@api.get(
+    "/customers/{customer_id}/usage",
+    response_model=CustomerUsageView,
+    summary="Current usage of a customer",
+    description="Per usage price of each live subscription: units and amount so far in the current period "
+    "and a projection for the whole period. The invoice bills the same amount once the period closes.",
+)
+def customer_usage(customer_id: str, ctx: CtxDep) -> CustomerUsageView:
+    now, subs = usage_live.customer_usage(ctx, customer_id)
+    return CustomerUsageView.model_validate(
+        {"customer_id": customer_id, "as_of": now, "subscriptions": [s.payload() for s in subs]}
+    )
