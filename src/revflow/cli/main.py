@@ -61,6 +61,9 @@ def serve(
         bool, typer.Option(help="Load the demo organization first and print its API key")
     ] = False,
     worker: Annotated[bool, typer.Option(help="Run the background worker in this process")] = True,
+    workers: Annotated[
+        int, typer.Option(min=1, help="API processes; above 1 the worker runs apart (`revflow worker`)")
+    ] = 1,
 ) -> None:
     """Run the API (and, by default, the background worker) in one process."""
     import uvicorn
@@ -68,6 +71,17 @@ def serve(
     from revflow.api.app import create_app
 
     settings = _settings()
+    if workers > 1:
+        err.print(f"Revflow API on [bold]http://{host or settings.host}:{port or settings.port}[/bold]")
+        uvicorn.run(
+            "revflow.api.asgi:app_from_env",
+            factory=True,
+            workers=workers,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level=settings.log_level.lower(),
+        )
+        return
     container = _container(settings)
     url = f"http://{host or settings.host}:{port or settings.port}"
     if demo:

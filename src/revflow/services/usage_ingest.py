@@ -35,8 +35,9 @@ from revflow.storage.usage_models import (
 __all__ = ["MAX_BATCH", "Outcome", "add_rollups", "ingest"]
 
 MAX_BATCH: Final = 1000
+_ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
 FUTURE_LIMIT: Final = timedelta(hours=1)
-_MAX_PROPERTIES_BYTES: Final = 8192
+_MAX_PROPERTIES: Final = 100
 
 
 @dataclass(slots=True)
@@ -155,8 +156,8 @@ def _parse(index: int, raw: Any, now: datetime) -> _Event:
     }
     if unknown:
         raise _Reject("unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}")
-    if len(json.dumps(properties, default=str)) > _MAX_PROPERTIES_BYTES:
-        raise _Reject("properties_too_large", f"properties exceed {_MAX_PROPERTIES_BYTES} bytes")
+    if len(properties) > _MAX_PROPERTIES:
+        raise _Reject("properties_too_large", f"an event holds at most {_MAX_PROPERTIES} properties")
     assert tx is not None and metric is not None
     return _Event(
         index,
@@ -277,8 +278,9 @@ def ingest(ctx: Ctx, raw_events: list[Any]) -> list[Outcome]:
                 continue
         good.append(e)
     _resolve_customers(ctx, good)
-    for e in good:
-        e.id = new_id("uev")
+    base = new_id("uev")  # one id per batch, plus a 2-character index: still unique and time-ordered
+    for n, e in enumerate(good):
+        e.id = base + _ALPHABET[n >> 5] + _ALPHABET[n & 31]
         if e.customer_id is None and e.status != "unmatched":
             e.status, e.reason = "unmatched", "unknown_customer"
     inserted = store(ctx, good, now=now)
@@ -337,11 +339,10 @@ def store(ctx: Ctx, events: list[Any], *, now: datetime) -> set[str]:
 
 _PG_INSERT: Final = """
 WITH input AS (
-    SELECT * FROM unnest(
-        %(id)s::text[], %(ts)s::timestamptz[], %(tx)s::text[], %(metric)s::text[], %(cust)s::text[],
-        %(ext)s::text[], %(sub)s::text[], %(val)s::bigint[], %(uniq)s::text[], %(grp)s::text[],
-        %(props)s::text[], %(status)s::text[], %(reason)s::text[]
-    ) AS t(id, ts, tx, metric, cust, ext, sub, val, uniq, grp, props, status, reason)
+    SELECT e->>0 AS id, (e->>1)::timestamptz AS ts, e->>2 AS tx, e->>3 AS metric, e->>4 AS cust,
+        e->>5 AS ext, e->>6 AS sub, (e->>7)::bigint AS val, e->>8 AS uniq, e->>9 AS grp, e->10 AS props,
+        e->>11 AS status, e->>12 AS reason
+    FROM jsonb_array_elements(%(doc)s::jsonb) AS e
 ), k AS (
     INSERT INTO usage_event_keys (org_id, transaction_id, event_id, timestamp)
     SELECT %(org)s, tx, id, ts FROM input
@@ -353,7 +354,7 @@ WITH input AS (
     INSERT INTO usage_events (id, timestamp, org_id, transaction_id, metric_code, customer_id,
         external_customer_id, subscription_id, value, unique_value, group_key, properties, status, reason,
         created_at)
-    SELECT id, ts, %(org)s, tx, metric, cust, ext, sub, val, uniq, grp, props::jsonb, status, reason, %(now)s
+    SELECT id, ts, %(org)s, tx, metric, cust, ext, sub, val, uniq, grp, props, status, reason, %(now)s
     FROM fresh
 ), r AS (
     INSERT INTO usage_rollups AS u (org_id, customer_id, metric_code, group_key, bucket, events, total,
@@ -382,24 +383,29 @@ SELECT transaction_id FROM k
 
 
 def _store_postgres(ctx: Ctx, events: list[Any], now: datetime) -> set[str]:
-    params = {
-        "org": ctx.org_id,
-        "now": now,
-        "id": [e.id for e in events],
-        "ts": [e.timestamp for e in events],
-        "tx": [e.transaction_id for e in events],
-        "metric": [e.metric_code for e in events],
-        "cust": [e.customer_id for e in events],
-        "ext": [e.external_customer_id for e in events],
-        "sub": [e.subscription_id for e in events],
-        "val": [e.value for e in events],
-        "uniq": [e.unique_value for e in events],
-        "grp": [e.group_key for e in events],
-        "props": [json.dumps(e.properties, default=str) for e in events],
-        "status": [e.status for e in events],
-        "reason": [e.reason for e in events],
-    }
-    result = ctx.session.connection().exec_driver_sql(_PG_INSERT, params)
+    """One statement, one round trip: the batch travels as one JSON document that PostgreSQL unpacks."""
+    doc = json.dumps(
+        [
+            [
+                e.id,
+                e.timestamp.isoformat(),
+                e.transaction_id,
+                e.metric_code,
+                e.customer_id,
+                e.external_customer_id,
+                e.subscription_id,
+                e.value,
+                e.unique_value,
+                e.group_key,
+                e.properties,
+                e.status,
+                e.reason,
+            ]
+            for e in events
+        ],
+        default=str,
+    )
+    result = ctx.session.connection().exec_driver_sql(_PG_INSERT, {"org": ctx.org_id, "now": now, "doc": doc})
     return {row[0] for row in result}
 
 

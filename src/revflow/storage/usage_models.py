@@ -76,7 +76,15 @@ class UsageEvent(Base):
     __tablename__ = "usage_events"
     __table_args__ = (
         Index("ix_usage_events_lookup", "org_id", "customer_id", "metric_code", "timestamp"),
-        Index("ix_usage_events_org_id_status_id", "org_id", "status", "id"),
+        # Only the exceptions (unmatched, filtered, voided, invalid): billable events stay out of it.
+        Index(
+            "ix_usage_events_exceptions",
+            "org_id",
+            "status",
+            "id",
+            postgresql_where=text("status <> 'billable'"),
+            sqlite_where=text("status <> 'billable'"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

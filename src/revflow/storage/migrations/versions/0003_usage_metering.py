@@ -99,7 +99,13 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_usage_events_lookup", ["org_id", "customer_id", "metric_code", "timestamp"], unique=False
         )
-        batch_op.create_index("ix_usage_events_org_id_status_id", ["org_id", "status", "id"], unique=False)
+        batch_op.create_index(
+            "ix_usage_events_exceptions",
+            ["org_id", "status", "id"],
+            unique=False,
+            postgresql_where=sa.text("status <> 'billable'"),
+            sqlite_where=sa.text("status <> 'billable'"),
+        )
     if postgres:
         op.execute("CREATE SCHEMA IF NOT EXISTS usage_partitions")
         for y, m in _months():
@@ -196,7 +202,7 @@ def downgrade() -> None:
     op.drop_table("usage_unique_values")
     op.drop_table("usage_rollups")
     with op.batch_alter_table("usage_events", schema=None) as batch_op:
-        batch_op.drop_index("ix_usage_events_org_id_status_id")
+        batch_op.drop_index("ix_usage_events_exceptions")
         batch_op.drop_index("ix_usage_events_lookup")
     op.drop_table("usage_events")  # drops its partitions too
     if op.get_bind().dialect.name == "postgresql":
