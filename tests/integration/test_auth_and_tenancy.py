@@ -227,6 +227,7 @@ def _seed(t: Tenant) -> dict[str, str]:
         "quote_id": quote["id"],
         "alert_id": alert.id,
         "metric_id": billable_metric.json()["id"],
+        "usage_event_id": usage.json()["id"],
     }
 
 
@@ -253,6 +254,7 @@ def _snapshot(t: Tenant, ids: dict[str, str]) -> dict[str, Any]:
         "alert": t.get(f"/v1/alerts/{ids['alert_id']}").json(),
         "billable_metric": t.get(f"/v1/billable_metrics/{ids['metric_id']}").json(),
         "usage_events": t.get("/v1/usage_events", params={"limit": 100}).json(),
+        "usage_thresholds": t.get("/v1/usage_thresholds", params={"limit": 100}).json(),
         "subscriptions": t.get("/v1/subscriptions", params={"limit": 100}).json(),
         "payments": t.get("/v1/payments", params={"limit": 100}).json(),
         "credit_notes": t.get("/v1/credit_notes", params={"limit": 100}).json(),
@@ -373,6 +375,7 @@ class TestTenantIsolation:
             ("/v1/billable_metrics", {}),
             ("/v1/usage_events", {}),
             ("/v1/usage_events", {"customer_id": ids["customer_id"]}),
+            ("/v1/usage_thresholds", {}),
         ]
 
         seen: dict[str, set[str]] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,6 +18,8 @@ clock_app = typer.Typer(
     help="Test clocks: simulated time for customers and subscriptions.", no_args_is_help=True
 )
 app.add_typer(clock_app, name="clock")
+usage_app = typer.Typer(help="Usage metering: backfill and storage upkeep.", no_args_is_help=True)
+app.add_typer(usage_app, name="usage")
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -224,6 +227,73 @@ def clock_advance(
                 raise typer.Exit(2) from None
         session.commit()
     typer.echo(f"{clock_id} is at {clock.frozen_time.isoformat()}; {len(invoices)} invoices created.")
+
+
+@usage_app.command("import")
+def usage_import(
+    file: Annotated[Path, typer.Argument(help="CSV with transaction_id, metric_code, customer columns, …")],
+    org: Annotated[str, typer.Option("--org", help="Organization id (org_…)")],
+    show: Annotated[int, typer.Option(help="Rejected rows to print")] = 50,
+) -> None:
+    """Import usage events from a CSV file; resumes where an interrupted import of the same file stopped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from revflow.services import usage_import as svc
+    from revflow.storage.models import Organization
+
+    if not file.is_file():
+        err.print(f"[red]No such file: {file}[/red]")
+        raise typer.Exit(2)
+    settings = _settings()
+    container = _container(settings)
+    try:
+        with container.sessions() as session:
+            if session.get(Organization, org) is None:
+                err.print(f"[red]No organization {org}.[/red]")
+                raise typer.Exit(2)
+        total = svc.count_rows(file)
+        columns = (TextColumn("Importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err) as progress:
+            task = progress.add_task("import", total=total)
+            result = svc.import_csv(
+                container.sessions,
+                org_id=org,
+                path=file,
+                clock=container.clock,
+                progress=lambda n: progress.advance(task, n),
+            )
+    finally:
+        container.close()
+    if result.skipped:
+        typer.echo(f"Resumed after {result.skipped} rows already imported.")
+    typer.echo(
+        f"Imported {result.rows} rows: {result.accepted} accepted, {result.duplicates} duplicates, "
+        f"{result.rejected} rejected."
+    )
+    for bad in result.bad[:show]:
+        err.print(f"line {bad.line}: {bad.code}: {bad.message}")
+    if result.rejected > show:
+        err.print(f"… and {result.rejected - show} more rejected rows.")
+    if result.rejected:
+        raise typer.Exit(1)
+
+
+@usage_app.command("partitions")
+def usage_partitions(
+    months: Annotated[int, typer.Option(help="Months ahead of now to create")] = 3,
+) -> None:
+    """PostgreSQL: create the monthly partitions of usage_events up to MONTHS ahead (run monthly)."""
+    from revflow.services.usage_partitions import ensure_partitions
+
+    settings = _settings()
+    container = _container(settings)
+    try:
+        with container.sessions() as session:
+            created = ensure_partitions(session, now=container.clock.now(), months_ahead=months)
+            session.commit()
+    finally:
+        container.close()
+    typer.echo(f"Created {len(created)} partitions" + (f": {', '.join(created)}" if created else "."))
 
 
 @app.command()

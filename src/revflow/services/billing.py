@@ -54,6 +54,7 @@ __all__ = [
     "RunStats",
     "bill_customer",
     "bill_now",
+    "bill_usage_now",
     "charge_of",
     "preview_lines",
     "run_due",
@@ -656,6 +657,52 @@ def bill_now(ctx: Ctx, sub: Subscription, *, at: datetime, reason: str) -> Invoi
         basis=sched.basis(period),
     )
     rows = _line_rows(actx, sub, drafts, batch.prices, batch.products)
+    if not rows:
+        return None
+    discount_rows(batch, sub.customer_id, [sub], rows)
+    inv = _make_invoice(actx, customer, batch.org, sub.currency, rows, [sub], at, reason, True)
+    batch.created.append(inv)
+    batch.finish()
+    return inv
+
+
+def bill_usage_now(
+    ctx: Ctx, sub: Subscription, *, at: datetime, reason: str = "usage_threshold"
+) -> Invoice | None:
+    """Progressive billing: invoice the usage of ``sub``'s current period received by ``at``, less what was
+    already billed for that period, finalized at once. Returns None when nothing more is owed. The
+    period-end invoice bills only the rest: billed usage lines are what the engine diffs against."""
+    batch = Batch(ctx, [sub.customer_id], now=at, lock=True)
+    customer = batch.customers[sub.customer_id]
+    batch.prices.update(_prices(ctx, [sub]))
+    batch.products.update(_products(ctx, batch.prices))
+    sched = schedule_of(sub)
+    period = sched.period_at(at)
+    own = {it.price_id: batch.prices[it.price_id] for it in sub.items}
+    metered = [p for p in own.values() if p.metric_code]
+    if not metered:
+        return None
+    # every event received for the period so far (a gauge is integrated to the period end; the
+    # period-end invoice corrects it if the level changes later)
+    usage = usage_source.price_usage(
+        ctx, customer_id=sub.customer_id, prices=metered, start=period.start, end=period.end
+    )
+    for price_id, measured in usage.items():
+        batch.usage_details[(sub.id, period.start, price_id)] = measured
+    drafts = diff(
+        period=period,
+        segments=_segments(sub, batch.prices),
+        billed=batch.billed_for(sub.id, period.start),
+        currency=Currency.of(sub.currency),
+        usage={pid: u.units for pid, u in usage.items()},
+        usage_owed={pid: u.amount for pid, u in usage.items()},
+        include_advance=False,
+        include_arrears=False,
+        basis=sched.basis(period),
+    )
+    drafts = [d for d in drafts if d.kind == "usage" and d.amount > 0]
+    actx = _at(ctx, at)
+    rows = _line_rows(actx, sub, drafts, batch.prices, batch.products, batch.usage_details)
     if not rows:
         return None
     discount_rows(batch, sub.customer_id, [sub], rows)

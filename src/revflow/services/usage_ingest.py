@@ -11,12 +11,13 @@ billable when the customer or metric appears (:mod:`revflow.services.usage_recov
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -35,6 +36,8 @@ from revflow.storage.usage_models import (
 __all__ = ["MAX_BATCH", "Outcome", "add_rollups", "ingest"]
 
 MAX_BATCH: Final = 1000
+#: Rollup rows per customer, metric, group and hour that concurrent PostgreSQL writers spread over.
+ROLLUP_SHARDS: Final = 8
 _ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
 FUTURE_LIMIT: Final = timedelta(hours=1)
 _MAX_PROPERTIES: Final = 100
@@ -289,6 +292,15 @@ def ingest(ctx: Ctx, raw_events: list[Any]) -> list[Outcome]:
             outcomes[e.index] = Outcome(
                 e.index, e.transaction_id, "accepted", event_id=e.id, event_status=e.status, reason=e.reason
             )
+    touched = {
+        e.customer_id
+        for e in good
+        if e.transaction_id in inserted and e.status == "billable" and e.customer_id is not None
+    }
+    if touched:
+        from revflow.services.usage_thresholds import check_thresholds
+
+        check_thresholds(ctx, touched)
     duplicates = [e for e in good if e.transaction_id not in inserted]
     if duplicates:
         stored = _stored_ids(ctx, [e.transaction_id for e in duplicates])
@@ -357,20 +369,23 @@ WITH input AS (
     SELECT id, ts, %(org)s, tx, metric, cust, ext, sub, val, uniq, grp, props, status, reason, %(now)s
     FROM fresh
 ), r AS (
-    INSERT INTO usage_rollups AS u (org_id, customer_id, metric_code, group_key, bucket, events, total,
-        min_value, max_value, latest_at, latest_value)
-    SELECT %(org)s, cust, metric, grp, date_trunc('hour', ts, 'UTC'), count(*), coalesce(sum(val), 0),
-        min(val), max(val), max(ts), (array_agg(val ORDER BY ts DESC, id DESC))[1]
+    INSERT INTO usage_rollups AS u (org_id, customer_id, metric_code, group_key, bucket, shard, events,
+        total, min_value, max_value, latest_at, latest_value, latest_id)
+    SELECT %(org)s, cust, metric, grp, date_trunc('hour', ts, 'UTC'), %(shard)s, count(*),
+        coalesce(sum(val), 0), min(val), max(val), max(ts), (array_agg(val ORDER BY ts DESC, id DESC))[1],
+        (array_agg(id ORDER BY ts DESC, id DESC))[1]
     FROM fresh WHERE status = 'billable'
     GROUP BY cust, metric, grp, date_trunc('hour', ts, 'UTC')
     ORDER BY 2, 3, 4, 5
-    ON CONFLICT (org_id, customer_id, metric_code, group_key, bucket) DO UPDATE SET
+    ON CONFLICT (org_id, customer_id, metric_code, group_key, bucket, shard) DO UPDATE SET
         events = u.events + excluded.events,
         total = u.total + excluded.total,
         min_value = LEAST(u.min_value, excluded.min_value),
         max_value = GREATEST(u.max_value, excluded.max_value),
-        latest_value = CASE WHEN u.latest_at IS NULL OR excluded.latest_at >= u.latest_at
+        latest_value = CASE WHEN (excluded.latest_at, excluded.latest_id) > (u.latest_at, u.latest_id)
             THEN excluded.latest_value ELSE u.latest_value END,
+        latest_id = CASE WHEN (excluded.latest_at, excluded.latest_id) > (u.latest_at, u.latest_id)
+            THEN excluded.latest_id ELSE u.latest_id END,
         latest_at = GREATEST(u.latest_at, excluded.latest_at)
 ), q AS (
     INSERT INTO usage_unique_values (org_id, customer_id, metric_code, group_key, bucket, value)
@@ -405,7 +420,8 @@ def _store_postgres(ctx: Ctx, events: list[Any], now: datetime) -> set[str]:
         ],
         default=str,
     )
-    result = ctx.session.connection().exec_driver_sql(_PG_INSERT, {"org": ctx.org_id, "now": now, "doc": doc})
+    params = {"org": ctx.org_id, "now": now, "doc": doc, "shard": secrets.randbelow(ROLLUP_SHARDS)}
+    result = ctx.session.connection().exec_driver_sql(_PG_INSERT, params)
     return {row[0] for row in result}
 
 
@@ -461,14 +477,14 @@ def add_rollups(session: Session, org_id: str, events: list[Any]) -> None:
         value = e.value
         row = acc.get(key)
         if row is None:
-            acc[key] = [1, value or 0, value, value, e.timestamp, value]
+            acc[key] = [1, value or 0, value, value, e.timestamp, value, e.id]
         else:
             row[0] += 1
             row[1] += value or 0
             if value is not None:
                 row[2] = value if row[2] is None else min(row[2], value)
                 row[3] = value if row[3] is None else max(row[3], value)
-            row[4], row[5] = e.timestamp, value
+            row[4], row[5], row[6] = e.timestamp, value, e.id
         if e.unique_value is not None:
             uniques.add((e.customer_id, e.metric_code, e.group_key, bucket, e.unique_value))
     dialect = session.get_bind().dialect.name
@@ -476,23 +492,28 @@ def add_rollups(session: Session, org_id: str, events: list[Any]) -> None:
     least = "LEAST" if dialect == "postgresql" else "MIN"
     greatest = "GREATEST" if dialect == "postgresql" else "MAX"
     t = UsageRollup.__table__
-    for (cust, metric, grp, bucket), (n, total, lo, hi, at, latest) in sorted(acc.items()):
+    for (cust, metric, grp, bucket), (n, total, lo, hi, at, latest, latest_id) in sorted(acc.items()):
         stmt = insert(UsageRollup).values(
             org_id=org_id,
             customer_id=cust,
             metric_code=metric,
             group_key=grp,
             bucket=bucket,
+            shard=0,
             events=n,
             total=total,
             min_value=lo,
             max_value=hi,
             latest_at=at,
             latest_value=latest,
+            latest_id=latest_id,
         )
         ex = stmt.excluded
+        newer = t.c.latest_at.is_(None) | (
+            tuple_(ex.latest_at, ex.latest_id) > tuple_(t.c.latest_at, t.c.latest_id)
+        )
         stmt = stmt.on_conflict_do_update(
-            index_elements=["org_id", "customer_id", "metric_code", "group_key", "bucket"],
+            index_elements=["org_id", "customer_id", "metric_code", "group_key", "bucket", "shard"],
             set_={
                 "events": t.c.events + ex.events,
                 "total": t.c.total + ex.total,
@@ -502,14 +523,9 @@ def add_rollups(session: Session, org_id: str, events: list[Any]) -> None:
                 "max_value": getattr(func, greatest.lower())(
                     func.coalesce(t.c.max_value, ex.max_value), func.coalesce(ex.max_value, t.c.max_value)
                 ),
-                "latest_value": case(
-                    (t.c.latest_at.is_(None) | (ex.latest_at >= t.c.latest_at), ex.latest_value),
-                    else_=t.c.latest_value,
-                ),
-                "latest_at": case(
-                    (t.c.latest_at.is_(None) | (ex.latest_at >= t.c.latest_at), ex.latest_at),
-                    else_=t.c.latest_at,
-                ),
+                "latest_value": case((newer, ex.latest_value), else_=t.c.latest_value),
+                "latest_id": case((newer, ex.latest_id), else_=t.c.latest_id),
+                "latest_at": case((newer, ex.latest_at), else_=t.c.latest_at),
             },
         )
         session.execute(stmt)

@@ -54,6 +54,7 @@ def rebuild_buckets(ctx: Ctx, buckets: Iterable[Bucket]) -> None:
                 UsageEvent.group_key,
                 UsageEvent.timestamp,
                 UsageEvent.value,
+                UsageEvent.id,
                 func.row_number()
                 .over(
                     partition_by=UsageEvent.group_key,
@@ -65,9 +66,11 @@ def rebuild_buckets(ctx: Ctx, buckets: Iterable[Bucket]) -> None:
             .subquery()
         )
         latest = {
-            g: (at, v)
-            for g, at, v in s.execute(
-                select(ranked.c.group_key, ranked.c.timestamp, ranked.c.value).where(ranked.c.rank == 1)
+            g: (at, v, i)
+            for g, at, v, i in s.execute(
+                select(ranked.c.group_key, ranked.c.timestamp, ranked.c.value, ranked.c.id).where(
+                    ranked.c.rank == 1
+                )
             )
         }
         rows = s.execute(
@@ -92,12 +95,14 @@ def rebuild_buckets(ctx: Ctx, buckets: Iterable[Bucket]) -> None:
                         "metric_code": metric_code,
                         "group_key": g,
                         "bucket": hour,
+                        "shard": 0,
                         "events": n,
                         "total": int(total or 0),
                         "min_value": lo,
                         "max_value": hi,
                         "latest_at": latest[g][0],
                         "latest_value": latest[g][1],
+                        "latest_id": latest[g][2],
                     }
                     for g, n, total, lo, hi in rows
                 ],

@@ -141,7 +141,10 @@ def _stats(
                 UsageRollup.latest_at,
                 UsageRollup.latest_value,
                 func.row_number()
-                .over(partition_by=UsageRollup.group_key, order_by=UsageRollup.bucket.desc())
+                .over(
+                    partition_by=UsageRollup.group_key,
+                    order_by=(UsageRollup.latest_at.desc(), UsageRollup.latest_id.desc()),
+                )
                 .label("rank"),
             )
             .where(*scope)

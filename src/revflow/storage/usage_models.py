@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, SmallInteger, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from revflow.storage.models import Base, org_fk
@@ -118,12 +118,16 @@ class UsageRollup(Base):
     metric_code: Mapped[str] = mapped_column(String(100), primary_key=True)
     group_key: Mapped[str] = mapped_column(String(200), primary_key=True)
     bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    #: Concurrent writers spread over a few rows per hour (a hot customer's hour is not one row lock);
+    #: readers add the shards up.
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     events: Mapped[int] = mapped_column(BigInteger)
     total: Mapped[int] = mapped_column(BigInteger)
     min_value: Mapped[int | None] = mapped_column(BigInteger)
     max_value: Mapped[int | None] = mapped_column(BigInteger)
     latest_at: Mapped[datetime | None]
     latest_value: Mapped[int | None] = mapped_column(BigInteger)
+    latest_id: Mapped[str | None] = mapped_column(String(40))
 
 
 class UsageUniqueValue(Base):

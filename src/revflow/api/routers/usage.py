@@ -12,12 +12,17 @@ from starlette.concurrency import run_in_threadpool
 
 from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, router
 from revflow.api.schemas import ListOf
-from revflow.api.schemas_usage import MetricCreate
+from revflow.api.schemas_usage import MetricCreate, ThresholdCreate
 from revflow.domain.errors import InvalidInput
-from revflow.services import usage_ingest, usage_live, usage_metrics
+from revflow.services import usage_ingest, usage_live, usage_metrics, usage_thresholds, usage_void
 from revflow.services.context import Ctx
 from revflow.services.pagination import paginate
-from revflow.services.views_usage import BillableMetricView, CustomerUsageView, UsageEventView
+from revflow.services.views_usage import (
+    BillableMetricView,
+    CustomerUsageView,
+    UsageEventView,
+    UsageThresholdView,
+)
 from revflow.storage.usage_models import UsageEvent
 
 api = router("usage")
@@ -174,3 +179,33 @@ def customer_usage(customer_id: str, ctx: CtxDep) -> CustomerUsageView:
     return CustomerUsageView.model_validate(
         {"customer_id": customer_id, "as_of": now, "subscriptions": [s.payload() for s in subs]}
     )
+
+
+@api.post("/usage_events/{usage_event_id}/void", response_model=UsageEventView, summary="Void a usage event")
+def void_event(usage_event_id: str, ctx: CtxDep) -> UsageEventView:
+    """Only before the event's period is invoiced (409 ``period_invoiced`` after: use a credit note)."""
+    return UsageEventView.of(usage_void.void_event(ctx, usage_event_id))
+
+
+@api.post(
+    "/usage_thresholds",
+    status_code=201,
+    response_model=UsageThresholdView,
+    summary="Create a usage threshold",
+)
+def create_threshold(body: ThresholdCreate, ctx: CtxDep) -> UsageThresholdView:
+    return UsageThresholdView.of(usage_thresholds.create_threshold(ctx, **body.model_dump()))
+
+
+@api.get("/usage_thresholds", response_model=ListOf[UsageThresholdView], summary="List usage thresholds")
+def list_thresholds(
+    ctx: CtxDep, page: ListParamsDep, subscription_id: Annotated[str | None, Query(max_length=40)] = None
+) -> dict[str, object]:
+    result = usage_thresholds.list_thresholds(
+        ctx,
+        subscription_id=subscription_id,
+        limit=page.limit,
+        starting_after=page.starting_after,
+        ending_before=page.ending_before,
+    )
+    return envelope("/v1/usage_thresholds", [UsageThresholdView.of(t) for t in result.items], result.has_more)

@@ -123,14 +123,22 @@ def upgrade() -> None:
         sa.Column("metric_code", sa.String(length=100), nullable=False),
         sa.Column("group_key", sa.String(length=200), nullable=False),
         sa.Column("bucket", _TS, nullable=False),
+        sa.Column("shard", sa.SmallInteger(), nullable=False),
         sa.Column("events", sa.BigInteger(), nullable=False),
         sa.Column("total", sa.BigInteger(), nullable=False),
         sa.Column("min_value", sa.BigInteger(), nullable=True),
         sa.Column("max_value", sa.BigInteger(), nullable=True),
         sa.Column("latest_at", _TS, nullable=True),
         sa.Column("latest_value", sa.BigInteger(), nullable=True),
+        sa.Column("latest_id", sa.String(length=40), nullable=True),
         sa.PrimaryKeyConstraint(
-            "org_id", "customer_id", "metric_code", "group_key", "bucket", name=op.f("pk_usage_rollups")
+            "org_id",
+            "customer_id",
+            "metric_code",
+            "group_key",
+            "bucket",
+            "shard",
+            name=op.f("pk_usage_rollups"),
         ),
     )
     op.create_table(
