@@ -219,3 +219,61 @@ class TestPricingModelsOnInvoices:
 
         [line] = _usage_lines(tenant, customer)
         assert (Decimal(line["quantity"]), line["amount"]) == (Decimal(5), 500)
+
+
+class TestPercentagePricing:
+    def test_transaction_fees_clamp_each_event_and_round_once(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        metric(tenant, "m", "sum", property="amount")
+        product = tenant.post("/v1/products", {"name": "Usage fees"}).json()["id"]
+        r = tenant.post(
+            "/v1/prices",
+            {
+                "product_id": product,
+                "currency": "USD",
+                "type": "recurring",
+                "interval": "month",
+                "model": "percentage",
+                "unit_amount": "2.9",
+                "flat_amount": "30",
+                "event_min_amount": "50",
+                "event_max_amount": "500",
+                "metric_code": "m",
+            },
+        )
+        assert r.status_code == 201, r.text
+        assert (r.json()["event_min_amount"], r.json()["event_max_amount"]) == ("50", "500")
+        clock = _clock(tenant, "2024-06-01T00:00:00Z")
+        customer = tenant.post(
+            "/v1/customers", {"name": "A", "currency": "USD", "test_clock_id": clock}
+        ).json()["id"]
+        sub = tenant.post(
+            "/v1/subscriptions", {"customer_id": customer, "items": [{"price_id": r.json()["id"]}]}
+        )
+        assert sub.status_code == 201, sub.text
+        rows = [("2024-06-02T00:00:00Z", v) for v in ("100", "10000", "1000000", "2500")]
+        batch(tenant, _events(customer, rows, prop="amount"))
+
+        _advance(tenant, clock, "2024-07-01T01:00:00Z")
+
+        [line] = _usage_lines(tenant, customer)
+        # 50 (minimum) + 320 (2.9% + 30) + 500 (maximum) + 102.5 = 972.5 → 973
+        assert (Decimal(line["quantity"]), line["amount"]) == (Decimal(1012600), 973)
+
+    def test_a_percentage_price_needs_a_metric(self, tenant: Tenant) -> None:
+        product = tenant.post("/v1/products", {"name": "Fees"}).json()["id"]
+
+        r = tenant.post(
+            "/v1/prices",
+            {
+                "product_id": product,
+                "currency": "USD",
+                "type": "recurring",
+                "interval": "month",
+                "model": "percentage",
+                "unit_amount": "2.9",
+            },
+        )
+
+        assert r.status_code == 422 and r.json()["code"] == "invalid_usage_price"

@@ -77,6 +77,7 @@ __all__ = [
     "percentage_fee",
     "percentage_split",
     "percentage_total",
+    "round_amount",
     "tier_breakdown",
 ]
 
@@ -456,3 +457,13 @@ def percentage_total(
         if high_events:
             total += high_events * (terms.event_max or _ZERO)
         return total
+
+
+def round_amount(exact: Decimal, currency: Currency) -> int:
+    """Round an exact amount (minor units) once, like :func:`amount` does. Raises AmountOutOfRange."""
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        rounded = round_to_minor(exact.scaleb(-currency.exponent), currency)
+    if abs(rounded) > MAX_AMOUNT:
+        raise AmountOutOfRange(f"amount {rounded} exceeds the limit of {MAX_AMOUNT} minor units")
+    return rounded

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from revflow.domain.money import Currency
-from revflow.domain.pricing import amount, grouped_amount
+from revflow.domain.pricing import PricingModel, amount, grouped_amount, round_amount
 from revflow.domain.subscriptions import SubscriptionStatus
 from revflow.domain.usage import Aggregation, project_units
 from revflow.services.billing import schedule_of
@@ -71,6 +71,15 @@ def _projected(
     }
     terms, currency = price_terms(price), Currency.of(price.currency)
     units = sum(groups.values(), Decimal(0))
+    if terms.model is PricingModel.PERCENTAGE:  # fees accrue per event: forecast them like a sum
+        fee = project_units(
+            aggregation=Aggregation.SUM,
+            recurring=False,
+            units=Decimal(used.amount),
+            elapsed=elapsed,
+            total=total,
+        )
+        return PriceUsage(price.id, used.metric, units, round_amount(fee, currency), groups)
     if used.metric.group_by:
         cost = grouped_amount(terms=terms, quantities=list(groups.values()), currency=currency)
     else:

@@ -16,13 +16,21 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, and_, cast, extract, func, or_, select, union
+from sqlalchemy import BigInteger, Integer, and_, case, cast, extract, false, func, or_, select, union
 from sqlalchemy.orm import Session
 
 from revflow.domain.money import Currency
 from revflow.domain.period import Period
-from revflow.domain.pricing import amount, grouped_amount
-from revflow.domain.usage import Aggregation, ceil_hour, floor_hour, from_micros, weighted_units
+from revflow.domain.pricing import (
+    PriceTerms,
+    PricingModel,
+    amount,
+    grouped_amount,
+    percentage_split,
+    percentage_total,
+    round_amount,
+)
+from revflow.domain.usage import VALUE_SCALE, Aggregation, ceil_hour, floor_hour, from_micros, weighted_units
 from revflow.services.context import Ctx
 from revflow.services.price_terms import price_terms
 from revflow.storage.models import Price, Subscription
@@ -284,6 +292,47 @@ def _pick(agg: Aggregation, row: list[Any]) -> Decimal:
     return _ZERO if latest is None or latest[1] is None else from_micros(latest[1])
 
 
+def _percentage(
+    s: Session,
+    org_id: str,
+    customer_id: str,
+    metric: BillableMetric,
+    terms: PriceTerms,
+    start: datetime,
+    end: datetime,
+) -> tuple[dict[str, Decimal], Decimal]:
+    """Units per group and the exact fee of a ``percentage`` price: the window's events sorted in SQL by
+    the clamp they hit (min, max or the percentage), then priced by :func:`percentage_total`."""
+    split = percentage_split(terms=terms, scale=VALUE_SCALE)
+    value = UsageEvent.value
+    low = value <= split.low if split.low is not None else false()
+    high = and_(~low, value >= split.high) if split.high is not None else false()
+    rows = s.execute(
+        select(
+            UsageEvent.group_key,
+            func.count(),
+            func.sum(case((low, 1), else_=0)),
+            func.sum(case((high, 1), else_=0)),
+            func.sum(case((or_(low, high), 0), else_=func.coalesce(value, 0))),
+            func.sum(value),
+        )
+        .where(*_event_scope(org_id, customer_id, metric.code, [(start, end)]))
+        .group_by(UsageEvent.group_key)
+    )
+    units: dict[str, Decimal] = {}
+    fee = _ZERO
+    for g, n, n_low, n_high, middle, total in rows:
+        units[g] = max(from_micros(int(total or 0)), _ZERO)
+        fee += percentage_total(
+            terms=terms,
+            events=int(n),
+            low_events=int(n_low or 0),
+            high_events=int(n_high or 0),
+            middle_sum=from_micros(int(middle or 0)),
+        )
+    return units, fee
+
+
 def _metrics(ctx: Ctx, codes: set[str]) -> dict[str, BillableMetric]:
     if not codes:
         return {}
@@ -304,14 +353,20 @@ def price_usage(
         if metric is None:
             out[price.id] = PriceUsage(price.id, None, _ZERO, 0)
             continue
+        terms = price_terms(price)
+        currency = Currency.of(price.currency)
+        if terms.model is PricingModel.PERCENTAGE:
+            groups, fee = _percentage(ctx.session, ctx.org_id, customer_id, metric, terms, start, end)
+            out[price.id] = PriceUsage(
+                price.id, metric, sum(groups.values(), _ZERO), round_amount(fee, currency), groups
+            )
+            continue
         if metric.code not in cache:
             cache[metric.code] = measure(
                 ctx.session, org_id=ctx.org_id, customer_id=customer_id, metric=metric, start=start, end=end
             )
         groups = cache[metric.code]
         units = sum(groups.values(), _ZERO)
-        terms = price_terms(price)
-        currency = Currency.of(price.currency)
         if metric.group_by:
             cost = grouped_amount(terms=terms, quantities=list(groups.values()), currency=currency)
         else:

@@ -41,6 +41,13 @@ def _months() -> list[tuple[int, int]]:
 
 def upgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
+    with op.batch_alter_table("prices", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("event_min_amount", revflow.storage.types.DecimalString(length=64), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("event_max_amount", revflow.storage.types.DecimalString(length=64), nullable=True)
+        )
     op.create_table(
         "billable_metrics",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -219,3 +226,6 @@ def downgrade() -> None:
     with op.batch_alter_table("billable_metrics", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_billable_metrics_org_id"))
     op.drop_table("billable_metrics")
+    with op.batch_alter_table("prices", schema=None) as batch_op:
+        batch_op.drop_column("event_max_amount")
+        batch_op.drop_column("event_min_amount")
