@@ -277,3 +277,25 @@ class TestPercentagePricing:
         )
 
         assert r.status_code == 422 and r.json()["code"] == "invalid_usage_price"
+
+
+class TestCancellation:
+    def test_canceling_now_bills_the_usage_of_the_partial_period(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        metric(tenant, "m", "sum", property="v")
+        clock, customer = _subscribed(
+            tenant, container, "2024-06-01T00:00:00Z", {"model": "per_unit", "unit": "100", "metric": "m"}
+        )
+        batch(tenant, _events(customer, [("2024-06-03T10:00:00Z", "4"), ("2024-06-20T10:00:00Z", "9")]))
+        _advance(tenant, clock, "2024-06-10T00:00:00Z")
+        sub = tenant.get("/v1/subscriptions", params={"customer_id": customer}).json()["data"][0]["id"]
+
+        r = tenant.post(f"/v1/subscriptions/{sub}/cancel", {"at": "now"})
+
+        assert r.status_code == 200, r.text
+        [line] = _usage_lines(tenant, customer)
+        assert (Decimal(line["quantity"]), line["amount"]) == (
+            Decimal(4),
+            400,
+        )  # the event of the 20th is after the end

@@ -647,16 +647,24 @@ def bill_now(ctx: Ctx, sub: Subscription, *, at: datetime, reason: str) -> Invoi
     period = sched.period_at(at)
     actx = _at(ctx, at)
     ended = sub.ended_at is not None and sub.ended_at <= at
+    usage = None
+    if ended:  # the last, partial period's usage is billed now: nothing bills this period later
+        own = {it.price_id: batch.prices[it.price_id] for it in sub.items}
+        usage = _usage(ctx, sub, Period(period.start, at), own) if at > period.start else {}
+        for price_id, measured in usage.items():
+            batch.usage_details[(sub.id, period.start, price_id)] = measured
     drafts = diff(
         period=period,
         segments=_segments(sub, batch.prices),
         billed=batch.billed_for(sub.id, period.start),
         currency=Currency.of(sub.currency),
+        usage=None if usage is None else {pid: u.units for pid, u in usage.items()},
+        usage_owed=None if usage is None else {pid: u.amount for pid, u in usage.items()},
         include_advance=True,
         include_arrears=ended,
         basis=sched.basis(period),
     )
-    rows = _line_rows(actx, sub, drafts, batch.prices, batch.products)
+    rows = _line_rows(actx, sub, drafts, batch.prices, batch.products, batch.usage_details)
     if not rows:
         return None
     discount_rows(batch, sub.customer_id, [sub], rows)
