@@ -10,13 +10,13 @@ billable when the customer or metric appears (:mod:`revflow.services.usage_recov
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import orjson
 from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -399,7 +399,7 @@ SELECT transaction_id FROM k
 
 def _store_postgres(ctx: Ctx, events: list[Any], now: datetime) -> set[str]:
     """One statement, one round trip: the batch travels as one JSON document that PostgreSQL unpacks."""
-    doc = json.dumps(
+    doc = orjson.dumps(
         [
             [
                 e.id,
@@ -419,7 +419,7 @@ def _store_postgres(ctx: Ctx, events: list[Any], now: datetime) -> set[str]:
             for e in events
         ],
         default=str,
-    )
+    ).decode()
     params = {"org": ctx.org_id, "now": now, "doc": doc, "shard": secrets.randbelow(ROLLUP_SHARDS)}
     result = ctx.session.connection().exec_driver_sql(_PG_INSERT, params)
     return {row[0] for row in result}

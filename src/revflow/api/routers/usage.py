@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
@@ -53,9 +53,13 @@ class BadJson(InvalidInput):
 
 def _body(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
         raise BadJson("The request body is not valid JSON.") from None
+
+
+def _json(payload: Any, status: int) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
 @api.post("/billable_metrics", status_code=201, response_model=BillableMetricView, summary="Create a metric")
@@ -81,7 +85,7 @@ def _ingest_one(ctx: Ctx, raw: bytes) -> Response:
     [outcome] = usage_ingest.ingest(ctx, [event])
     if outcome.status == "rejected":
         raise InvalidInput(outcome.message or "rejected", code=outcome.code)
-    return JSONResponse(outcome.payload(), status_code=201 if outcome.status == "accepted" else 200)
+    return _json(outcome.payload(), 201 if outcome.status == "accepted" else 200)
 
 
 @api.post(
@@ -111,7 +115,7 @@ def _ingest_batch(ctx: Ctx, raw: bytes) -> Response:
     for o in outcomes:
         counts[o.status] += 1
     payload = {"object": "usage_event_batch", **counts, "data": [o.payload() for o in outcomes]}
-    return JSONResponse(payload, status_code=200)
+    return _json(payload, 200)
 
 
 @api.post(
