@@ -97,7 +97,7 @@ def to_micros(value: object) -> int:
         ctx.prec = 60
         scaled = number.scaleb(VALUE_SCALE)
     if scaled != scaled.to_integral_value():
-        raise InvalidValue(f"value {number} has more than {VALUE_SCALE} decimal places")
+        raise InvalidValue(f"value {format(number, 'f')} has more than {VALUE_SCALE} decimal places")
     micros = int(scaled)
     if abs(micros) > MAX_MICROS:
         raise InvalidValue(f"value {number} is out of range")
