@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from revflow.bootstrap import Container
@@ -222,3 +223,52 @@ class TestConcurrentRetries:
         assert sum(r["duplicate"] for r in results) == 200 * 5
         assert _count(container, UsageEvent, tenant.org_id) == 200
         assert _rollup_events(container, tenant.org_id) == 200
+
+
+class TestPartitions:
+    @pytest.mark.postgres_only
+    def test_months_ahead_get_their_own_partition_once(self, tenant: Tenant, container: Container) -> None:
+        from datetime import UTC, datetime
+
+        from sqlalchemy import text
+
+        from revflow.services.usage_partitions import ensure_partitions
+
+        with container.sessions() as s:
+            first = ensure_partitions(s, now=datetime(2028, 1, 15, tzinfo=UTC), months_ahead=2)
+            again = ensure_partitions(s, now=datetime(2028, 1, 15, tzinfo=UTC), months_ahead=2)
+            s.commit()
+        metric(tenant, "calls")
+        cus = customer(tenant)
+        # 2028 is "more than an hour in the future" for the API: write through the service clock instead
+        with container.sessions() as s:
+            from revflow.domain.clock import FrozenClock
+            from revflow.services.context import Actor, Ctx
+            from revflow.services.usage_ingest import ingest
+
+            ctx = Ctx(
+                session=s,
+                org_id=tenant.org_id,
+                actor=Actor("cli"),
+                clock=FrozenClock(datetime(2028, 2, 2, tzinfo=UTC)),
+            )
+            [outcome] = ingest(
+                ctx,
+                [
+                    {
+                        "transaction_id": "f",
+                        "customer_id": cus,
+                        "metric_code": "calls",
+                        "timestamp": "2028-02-01T00:00:00Z",
+                    }
+                ],
+            )
+            s.commit()
+            where = s.scalar(
+                text("SELECT tableoid::regclass::text FROM usage_events WHERE transaction_id = 'f'")
+            )
+
+        assert first == ["usage_events_2028_01", "usage_events_2028_02", "usage_events_2028_03"]
+        assert again == []
+        assert outcome.status == "accepted"
+        assert where == "usage_partitions.usage_events_2028_02"
