@@ -203,6 +203,13 @@ def _seed(t: Tenant) -> dict[str, str]:
             "external_id": "D-1",
         },
     ).json()
+    billable_metric = t.post(
+        "/v1/billable_metrics", {"code": "calls", "name": "Calls", "aggregation": "count"}
+    )
+    usage = t.post(
+        "/v1/usage_events", {"transaction_id": "seed-1", "customer_id": cus["id"], "metric_code": "calls"}
+    )
+    assert billable_metric.status_code == 201 and usage.status_code == 201, usage.text
     container: Container = cast(FastAPI, t.http.app).state.container
     with container.sessions() as s:  # an alert as a quote check records one, without billing anything
         alert = raise_alert(
@@ -272,6 +279,8 @@ def _seed(t: Tenant) -> dict[str, str]:
         "alert_id": alert.id,
         "endpoint_id": endpoint["id"],
         "mapping_id": mapping["id"],
+        "metric_id": billable_metric.json()["id"],
+        "usage_event_id": usage.json()["id"],
     }
 
 
@@ -308,6 +317,9 @@ def _snapshot(t: Tenant, ids: dict[str, str]) -> dict[str, Any]:
         "webhook_endpoints": t.get("/v1/webhook_endpoints").json(),
         "entity_mapping": t.get(f"/v1/entity_mappings/{ids['mapping_id']}").json(),
         "entity_mappings": t.get("/v1/entity_mappings", params={"limit": 100}).json(),
+        "billable_metric": t.get(f"/v1/billable_metrics/{ids['metric_id']}").json(),
+        "usage_events": t.get("/v1/usage_events", params={"limit": 100}).json(),
+        "usage_thresholds": t.get("/v1/usage_thresholds", params={"limit": 100}).json(),
         "subscriptions": t.get("/v1/subscriptions", params={"limit": 100}).json(),
         "payments": t.get("/v1/payments", params={"limit": 100}).json(),
         "credit_notes": t.get("/v1/credit_notes", params={"limit": 100}).json(),
@@ -436,6 +448,10 @@ class TestTenantIsolation:
             ("/v1/webhook_endpoints", {}),
             ("/v1/entity_mappings", {}),
             ("/v1/entity_mappings", {"external_id": "1234"}),
+            ("/v1/billable_metrics", {}),
+            ("/v1/usage_events", {}),
+            ("/v1/usage_events", {"customer_id": ids["customer_id"]}),
+            ("/v1/usage_thresholds", {}),
         ]
 
         seen: dict[str, set[str]] = {}

@@ -30,6 +30,7 @@ from revflow.api.routers import (
     quotes,
     subscriptions,
     test_clocks,
+    usage,
     webhooks,
 )
 from revflow.bootstrap import Container
@@ -149,6 +150,7 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
         gateway_webhooks,
         webhooks,
         entity_mappings,
+        usage,
     ):
         app.include_router(module.api)
 

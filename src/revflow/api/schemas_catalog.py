@@ -77,7 +77,8 @@ class PriceCreate(_In):
     currency: CurrencyCode
     type: PriceType
     model: PricingModel = Field(
-        description="flat, per_unit, graduated, volume, package or flat_per_unit (flat fee + per unit)."
+        description="flat, per_unit, graduated, volume, package, flat_per_unit (flat fee + per unit) or "
+        "percentage (usage prices: unit_amount percent of each event's amount + flat_amount, per event)."
     )
     unit_amount: DecimalStr | None = Field(default=None, description="Minor units, up to 12 decimals.")
     flat_amount: DecimalStr | None = Field(default=None, description="Minor units, up to 12 decimals.")
@@ -92,6 +93,12 @@ class PriceCreate(_In):
         default=None, description="Defaults to in_advance (in_arrears for usage prices)."
     )
     metric_code: Code | None = Field(default=None, description="Billable metric of a usage price.")
+    event_min_amount: DecimalStr | None = Field(
+        default=None, description="percentage prices: the least fee of one event (minor units)."
+    )
+    event_max_amount: DecimalStr | None = Field(
+        default=None, description="percentage prices: the largest fee of one event (minor units)."
+    )
     nickname: Nickname | None = None
     metadata: Metadata = Field(default_factory=dict)
 

@@ -9,6 +9,7 @@ with the key, as Stripe does; validation errors are not stored, so a corrected r
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session, SessionTransaction
+from sqlalchemy.pool import QueuePool
 from starlette.concurrency import run_in_threadpool
 
 from revflow.api.problems import error_response, problem
@@ -38,6 +40,19 @@ def get_ctx(request: Request) -> Ctx:
     return ctx
 
 
+def _slots(request: Request) -> asyncio.Semaphore:
+    """At most as many requests in a transaction as the pool has connections. Without it, a burst of
+    requests fills the worker threads with sessions waiting for a pooled connection while the requests
+    holding connections wait for a thread, until the pool times out; waiting here costs no thread."""
+    state = request.app.state
+    slots: asyncio.Semaphore | None = getattr(state, "tx_slots", None)
+    if slots is None:
+        pool = state.container.engine.pool
+        size = pool.size() + max(0, getattr(pool, "_max_overflow", 0)) if isinstance(pool, QueuePool) else 32
+        slots = state.tx_slots = asyncio.Semaphore(max(1, min(size, 32)))
+    return slots
+
+
 def _unauthorized(message: str, code: str) -> Response:
     return problem(401, code, message, headers={"WWW-Authenticate": 'Bearer realm="revflow"'})
 
@@ -54,11 +69,12 @@ class TxRoute(APIRoute):
                 return _unauthorized(
                     "Send your secret API key as 'Authorization: Bearer <key>'.", "authentication_required"
                 )
-            session = container.sessions()
-            try:
-                return await _run(request, container, session, secret.strip(), endpoint)
-            finally:
-                await run_in_threadpool(session.close)
+            async with _slots(request):
+                session = container.sessions()
+                try:
+                    return await _run(request, container, session, secret.strip(), endpoint)
+                finally:
+                    await run_in_threadpool(session.close)
 
         return handler
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -22,6 +23,8 @@ events_app = typer.Typer(
     help="Domain events: deliver them to webhook endpoints, replay them.", no_args_is_help=True
 )
 app.add_typer(events_app, name="events")
+usage_app = typer.Typer(help="Usage metering: backfill and storage upkeep.", no_args_is_help=True)
+app.add_typer(usage_app, name="usage")
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -66,6 +69,9 @@ def serve(
         bool, typer.Option(help="Load the demo organization first and print its API key")
     ] = False,
     worker: Annotated[bool, typer.Option(help="Run the background worker in this process")] = True,
+    workers: Annotated[
+        int, typer.Option(min=1, help="API processes; above 1 the worker runs apart (`revflow worker`)")
+    ] = 1,
 ) -> None:
     """Run the API (and, by default, the background worker) in one process."""
     import uvicorn
@@ -73,6 +79,17 @@ def serve(
     from revflow.api.app import create_app
 
     settings = _settings()
+    if workers > 1:
+        err.print(f"Revflow API on [bold]http://{host or settings.host}:{port or settings.port}[/bold]")
+        uvicorn.run(
+            "revflow.api.asgi:app_from_env",
+            factory=True,
+            workers=workers,
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level=settings.log_level.lower(),
+        )
+        return
     container = _container(settings)
     url = f"http://{host or settings.host}:{port or settings.port}"
     if demo:
@@ -319,6 +336,73 @@ def events_replay(
         session.commit()
     container.close()
     typer.echo(f"{scheduled} deliveries scheduled; the worker sends them (or run `revflow events deliver`).")
+
+
+@usage_app.command("import")
+def usage_import(
+    file: Annotated[Path, typer.Argument(help="CSV with transaction_id, metric_code, customer columns, …")],
+    org: Annotated[str, typer.Option("--org", help="Organization id (org_…)")],
+    show: Annotated[int, typer.Option(help="Rejected rows to print")] = 50,
+) -> None:
+    """Import usage events from a CSV file; resumes where an interrupted import of the same file stopped."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from revflow.services import usage_import as svc
+    from revflow.storage.models import Organization
+
+    if not file.is_file():
+        err.print(f"[red]No such file: {file}[/red]")
+        raise typer.Exit(2)
+    settings = _settings()
+    container = _container(settings)
+    try:
+        with container.sessions() as session:
+            if session.get(Organization, org) is None:
+                err.print(f"[red]No organization {org}.[/red]")
+                raise typer.Exit(2)
+        total = svc.count_rows(file)
+        columns = (TextColumn("Importing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err) as progress:
+            task = progress.add_task("import", total=total)
+            result = svc.import_csv(
+                container.sessions,
+                org_id=org,
+                path=file,
+                clock=container.clock,
+                progress=lambda n: progress.advance(task, n),
+            )
+    finally:
+        container.close()
+    if result.skipped:
+        typer.echo(f"Resumed after {result.skipped} rows already imported.")
+    typer.echo(
+        f"Imported {result.rows} rows: {result.accepted} accepted, {result.duplicates} duplicates, "
+        f"{result.rejected} rejected."
+    )
+    for bad in result.bad[:show]:
+        err.print(f"line {bad.line}: {bad.code}: {bad.message}")
+    if result.rejected > show:
+        err.print(f"… and {result.rejected - show} more rejected rows.")
+    if result.rejected:
+        raise typer.Exit(1)
+
+
+@usage_app.command("partitions")
+def usage_partitions(
+    months: Annotated[int, typer.Option(help="Months ahead of now to create")] = 3,
+) -> None:
+    """PostgreSQL: create the monthly partitions of usage_events up to MONTHS ahead (run monthly)."""
+    from revflow.services.usage_partitions import ensure_partitions
+
+    settings = _settings()
+    container = _container(settings)
+    try:
+        with container.sessions() as session:
+            created = ensure_partitions(session, now=container.clock.now(), months_ahead=months)
+            session.commit()
+    finally:
+        container.close()
+    typer.echo(f"Created {len(created)} partitions" + (f": {', '.join(created)}" if created else "."))
 
 
 @app.command()

@@ -164,13 +164,16 @@ def diff(
     billed: Iterable[Billed],
     currency: Currency,
     usage: Mapping[str, Decimal] | None = None,
+    usage_owed: Mapping[str, int] | None = None,
     include_advance: bool = True,
     include_arrears: bool = True,
     basis: Period | None = None,
 ) -> list[LineDraft]:
     """Return the lines that bring what was billed for ``period`` to what is owed.
 
-    ``usage`` maps usage price ids to the period's metered quantity (given only once the period closed).
+    ``usage`` maps usage price ids to the period's metered quantity (given only once the period closed);
+    ``usage_owed`` optionally gives what that usage costs when it is not the price applied to the total
+    quantity (a metric priced per group).
     ``include_advance`` / ``include_arrears`` select which recurring prices are due now. ``basis`` is
     the period a full price is measured against (default ``period``; longer for a prorated stub). A line
     is a ``proration`` when it corrects an amount already billed or covers part of the period only.
@@ -220,9 +223,12 @@ def diff(
                 continue
             k = (price_id, units, "usage")
             entry = keys.setdefault(k, _Key(owed_cover=[], billed_cover=[]))
-            entry.owed = owed_amount(
-                terms=usage_charge.terms, quantity=units, fraction=Fraction(1), currency=currency
-            )
+            if usage_owed is not None and price_id in usage_owed:
+                entry.owed = usage_owed[price_id]
+            else:
+                entry.owed = owed_amount(
+                    terms=usage_charge.terms, quantity=units, fraction=Fraction(1), currency=currency
+                )
             assert entry.owed_cover is not None
             entry.owed_cover.append((period.start, period.end))
 

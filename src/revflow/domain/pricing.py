@@ -54,6 +54,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, Inexact, localcontext
 from enum import StrEnum
+from fractions import Fraction
+from math import ceil, floor
 from typing import Final
 
 from revflow.domain.errors import InvalidInput
@@ -64,12 +66,18 @@ __all__ = [
     "InvalidPricing",
     "InvalidQuantity",
     "PackageRounding",
+    "PercentageSplit",
     "PriceTerms",
     "PricingModel",
     "Tier",
     "TierLine",
     "amount",
     "exact_amount",
+    "grouped_amount",
+    "percentage_fee",
+    "percentage_split",
+    "percentage_total",
+    "round_amount",
     "tier_breakdown",
 ]
 
@@ -107,6 +115,9 @@ class PricingModel(StrEnum):
     """``unit_amount`` per started (or, rounding down, per complete) block of ``package_size`` units."""
     FLAT_PER_UNIT = "flat_per_unit"
     """``flat_amount + quantity × unit_amount``."""
+    PERCENTAGE = "percentage"
+    """Per usage event: ``unit_amount`` percent of the event's amount (minor units) plus ``flat_amount``,
+    kept between ``event_min`` and ``event_max`` (transaction fees). See :func:`percentage_fee`."""
 
 
 class PackageRounding(StrEnum):
@@ -161,6 +172,7 @@ _USES: Final[dict[PricingModel, frozenset[str]]] = {
     PricingModel.VOLUME: frozenset({"tiers"}),
     PricingModel.PACKAGE: frozenset({"unit_amount", "package_size", "package_rounding"}),
     PricingModel.FLAT_PER_UNIT: frozenset({"unit_amount", "flat_amount"}),
+    PricingModel.PERCENTAGE: frozenset({"unit_amount", "flat_amount", "event_min", "event_max"}),
 }
 
 
@@ -180,6 +192,8 @@ class PriceTerms:
     tiers: tuple[Tier, ...] = ()
     package_size: int | None = None
     package_rounding: PackageRounding = PackageRounding.UP
+    event_min: Decimal | None = None
+    event_max: Decimal | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -192,6 +206,11 @@ class PriceTerms:
         object.__setattr__(self, "unit_amount", _amount_field(self.unit_amount, "unit_amount"))
         object.__setattr__(self, "flat_amount", _amount_field(self.flat_amount, "flat_amount"))
         object.__setattr__(self, "tiers", tuple(self.tiers))
+        for name in ("event_min", "event_max"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _amount_field(getattr(self, name), name))
+        if self.event_min is not None and self.event_max is not None and self.event_min > self.event_max:
+            raise InvalidPricing(f"event_min {self.event_min} exceeds event_max {self.event_max}")
         self._check_unused_fields()
         if model in _TIERED:
             self._check_tiers()
@@ -210,6 +229,8 @@ class PriceTerms:
             "tiers": bool(self.tiers),
             "package_size": self.package_size is not None,
             "package_rounding": self.package_rounding is not PackageRounding.UP,
+            "event_min": self.event_min is not None,
+            "event_max": self.event_max is not None,
         }
         unused = sorted(name for name, is_set in set_fields.items() if is_set and name not in used)
         if unused:
@@ -280,6 +301,8 @@ def _exact(terms: PriceTerms, quantity: Decimal) -> Decimal:
         return quantity * terms.unit_amount
     if model is PricingModel.FLAT_PER_UNIT:
         return terms.flat_amount + quantity * terms.unit_amount
+    if model is PricingModel.PERCENTAGE:
+        return _clamp(terms, quantity * terms.unit_amount / 100 + terms.flat_amount)
     if model is PricingModel.PACKAGE:
         size = Decimal(terms.package_size or 1)
         packages = quantity // size
@@ -338,3 +361,109 @@ def tier_breakdown(*, terms: PriceTerms, quantity: Decimal) -> list[TierLine]:
             return _breakdown(terms, number)
         except Inexact:
             raise AmountOutOfRange(f"the amount for quantity {number} cannot be computed exactly") from None
+
+
+def grouped_amount(*, terms: PriceTerms, quantities: list[Decimal], currency: Currency) -> int:
+    """Return what several groups cost when ``terms`` apply to each group's quantity on its own (a
+    metric with a group-by dimension: tiers restart per region, per workspace, ...).
+
+    The exact amounts of the groups are added, then rounded once. Raises like :func:`amount`.
+
+    >>> from revflow.domain.money import Currency
+    >>> tiers = (Tier(up_to=Decimal(10), unit_amount=Decimal(100)), Tier(up_to=None, unit_amount=Decimal(50)))
+    >>> graduated = PriceTerms(model=PricingModel.GRADUATED, tiers=tiers)
+    >>> grouped_amount(terms=graduated, quantities=[Decimal(12), Decimal(5)], currency=Currency.of("USD"))
+    1600
+    >>> amount(terms=graduated, quantity=Decimal(17), currency=Currency.of("USD"))
+    1350
+    """
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        exact = sum((exact_amount(terms=terms, quantity=q) for q in quantities), _ZERO)
+        rounded = round_to_minor(exact.scaleb(-currency.exponent), currency)
+    if abs(rounded) > MAX_AMOUNT:
+        raise AmountOutOfRange(f"amount {rounded} exceeds the limit of {MAX_AMOUNT} minor units")
+    return rounded
+
+
+def _clamp(terms: PriceTerms, fee: Decimal) -> Decimal:
+    if terms.event_min is not None and fee < terms.event_min:
+        return terms.event_min
+    if terms.event_max is not None and fee > terms.event_max:
+        return terms.event_max
+    return fee
+
+
+def percentage_fee(*, terms: PriceTerms, value: Decimal) -> Decimal:
+    """The exact fee (minor units) of one event whose amount property is ``value`` (minor units) under a
+    ``percentage`` price: ``value × unit_amount / 100 + flat_amount``, kept between ``event_min`` and
+    ``event_max``.
+
+    >>> card = PriceTerms(model=PricingModel.PERCENTAGE, unit_amount=Decimal("2.9"), flat_amount=Decimal(30),
+    ...                   event_min=Decimal(50), event_max=Decimal(500))
+    >>> [percentage_fee(terms=card, value=Decimal(v)) for v in (100, 10000, 100000)]
+    [Decimal('50'), Decimal('320.0'), Decimal('500')]
+    """
+    if terms.model is not PricingModel.PERCENTAGE:
+        raise ValueError(f"a {terms.model} price has no per-event fee")
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        return _clamp(terms, value * terms.unit_amount / 100 + terms.flat_amount)
+
+
+@dataclass(frozen=True, slots=True)
+class PercentageSplit:
+    """Fixed-point value bounds (value × 10^``scale``) that sort events by the clamp they hit: events
+    with value ≤ ``low`` pay ``event_min``, those with value ≥ ``high`` (and above ``low``) pay
+    ``event_max``, the others pay the percentage. ``None``: no such bound."""
+
+    low: int | None
+    high: int | None
+
+
+def percentage_split(*, terms: PriceTerms, scale: int) -> PercentageSplit:
+    """The bounds for events whose values are stored as integers × 10^``scale`` (exact, by Fraction)."""
+    rate = Fraction(terms.unit_amount) / 100
+    flat = Fraction(terms.flat_amount)
+    factor = 10**scale
+    if rate == 0:  # every event pays the same clamped flat fee: percentage_total handles it
+        return PercentageSplit(low=None, high=None)
+    low = None if terms.event_min is None else floor((Fraction(terms.event_min) - flat) / rate * factor)
+    high = None if terms.event_max is None else ceil((Fraction(terms.event_max) - flat) / rate * factor)
+    return PercentageSplit(low=low, high=high)
+
+
+def percentage_total(
+    *, terms: PriceTerms, events: int, low_events: int, high_events: int, middle_sum: Decimal
+) -> Decimal:
+    """The exact total fee of ``events`` events of which ``low_events`` pay ``event_min``,
+    ``high_events`` pay ``event_max`` and the others, whose amounts add up to ``middle_sum`` (minor
+    units), pay the percentage plus ``flat_amount``. Equals the sum of :func:`percentage_fee` over the
+    events when they were sorted with :func:`percentage_split`.
+
+    >>> card = PriceTerms(model=PricingModel.PERCENTAGE, unit_amount=Decimal("2.9"), flat_amount=Decimal(30),
+    ...                   event_min=Decimal(50), event_max=Decimal(500))
+    >>> percentage_total(terms=card, events=3, low_events=1, high_events=1, middle_sum=Decimal(10000))
+    Decimal('870.0')
+    """
+    middle = events - low_events - high_events
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        total = middle_sum * terms.unit_amount / 100 + middle * terms.flat_amount
+        if terms.unit_amount == 0:
+            total = middle * _clamp(terms, terms.flat_amount)
+        if low_events:
+            total += low_events * (terms.event_min or _ZERO)
+        if high_events:
+            total += high_events * (terms.event_max or _ZERO)
+        return total
+
+
+def round_amount(exact: Decimal, currency: Currency) -> int:
+    """Round an exact amount (minor units) once, like :func:`amount` does. Raises AmountOutOfRange."""
+    with localcontext() as ctx:
+        ctx.prec = _PRECISION
+        rounded = round_to_minor(exact.scaleb(-currency.exponent), currency)
+    if abs(rounded) > MAX_AMOUNT:
+        raise AmountOutOfRange(f"amount {rounded} exceeds the limit of {MAX_AMOUNT} minor units")
+    return rounded

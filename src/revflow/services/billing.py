@@ -54,6 +54,7 @@ __all__ = [
     "RunStats",
     "bill_customer",
     "bill_now",
+    "bill_usage_now",
     "charge_of",
     "preview_lines",
     "run_due",
@@ -195,6 +196,8 @@ class Batch:
         )
         self.drafts = list(s.scalars(drafts.with_for_update() if lock else drafts))
         self.created: list[Invoice] = []
+        #: What each usage line measured, by (subscription, period start, price), for its description.
+        self.usage_details: dict[tuple[str, datetime, str], usage_source.PriceUsage] = {}
         #: Customers that really had work (a claim may race a worker that just billed the customer).
         self.due = {
             cid
@@ -255,12 +258,16 @@ def _prices(ctx: Ctx, subs: Iterable[Subscription]) -> dict[str, Price]:
     return {p.id: p for p in ctx.session.scalars(select(Price).where(Price.id.in_(ids)))}
 
 
-def _usage(ctx: Ctx, sub: Subscription, period: Period, prices: dict[str, Price]) -> dict[str, Decimal]:
-    """Metered quantities of the subscription's usage prices over ``period``."""
+def _usage(
+    ctx: Ctx, sub: Subscription, period: Period, prices: dict[str, Price]
+) -> dict[str, usage_source.PriceUsage]:
+    """Metered units and amounts of the subscription's usage prices over ``period``."""
     metered = [p for p in prices.values() if p.metric_code]
     if not metered:
         return {}
-    return usage_source.quantities(ctx, sub, period, metered)
+    return usage_source.price_usage(
+        ctx, customer_id=sub.customer_id, prices=metered, start=period.start, end=period.end
+    )
 
 
 def _trial_line(sub: Subscription, sched: Schedule, billed: list[Billed]) -> LineDraft | None:
@@ -297,12 +304,15 @@ def lines_at(batch: Batch, sub: Subscription, at: datetime) -> list[LineDraft]:
             if trial is not None:
                 out.append(trial)
         usage = _usage(batch.ctx, sub, period, own) if closed else None
+        for price_id, measured in (usage or {}).items():
+            batch.usage_details[(sub.id, period.start, price_id)] = measured
         out += diff(
             period=period,
             segments=segments,
             billed=billed,
             currency=currency,
-            usage=usage,
+            usage=None if usage is None else {pid: u.units for pid, u in usage.items()},
+            usage_owed=None if usage is None else {pid: u.amount for pid, u in usage.items()},
             include_advance=True,
             include_arrears=closed,
             basis=sched.basis(period),
@@ -315,7 +325,13 @@ def preview_lines(ctx: Ctx, sub: Subscription, *, at: datetime) -> list[LineDraf
     return lines_at(Batch(ctx, [sub.customer_id], now=at), sub, at)
 
 
-def _describe(draft: LineDraft, price: Price | None, product: Product | None, tz: str) -> str:
+def _describe(
+    draft: LineDraft,
+    price: Price | None,
+    product: Product | None,
+    tz: str,
+    usage: usage_source.PriceUsage | None = None,
+) -> str:
     name = product.name if product is not None else "Subscription"
     if price is not None and price.nickname:
         name = f"{name} ({price.nickname})"
@@ -325,7 +341,12 @@ def _describe(draft: LineDraft, price: Price | None, product: Product | None, tz
         return "Trial period"
     if draft.kind == "usage":
         metric = price.metric_code if price is not None else "usage"
-        return f"{name}: {format(draft.quantity.normalize(), 'f')} {metric}"
+        units = format(draft.quantity.normalize(), "f")
+        how = f" ({usage.metric.aggregation})" if usage is not None and usage.metric is not None else ""
+        if usage is not None and usage.metric is not None and usage.metric.property:
+            how = f" ({usage.metric.aggregation} of {usage.metric.property})"
+        start, end = draft.period.start.date().isoformat(), draft.period.end.date().isoformat()
+        return f"{name}: {units} {metric}{how}, {start} to {end}"
     if draft.kind == "one_time":
         return f"{name}{qty} (one-time)"
     if draft.proration and draft.amount < 0:
@@ -341,24 +362,28 @@ def _line_rows(
     drafts: list[LineDraft],
     prices: dict[str, Price],
     products: dict[str, Product],
+    usage: dict[tuple[str, datetime, str], usage_source.PriceUsage] | None = None,
 ) -> list[InvoiceLineItem]:
     rows = []
     for d in drafts:
         price = prices.get(d.price_id)
         product = products.get(price.product_id) if price is not None else None
+        measured = (
+            (usage or {}).get((sub.id, d.billing_period.start, d.price_id)) if d.kind == "usage" else None
+        )
         unit = Decimal(d.amount) / d.quantity if d.quantity else Decimal(0)
         rows.append(
             InvoiceLineItem(
                 id=new_id("il"),
                 org_id=ctx.org_id,
-                description=_describe(d, price, product, sub.timezone)[:500],
+                description=_describe(d, price, product, sub.timezone, measured)[:500],
                 quantity=d.quantity,
                 unit_amount_decimal=unit.quantize(Decimal("0.000000000001")).normalize(),
                 amount=d.amount,
                 currency=sub.currency,
                 period_start=d.period.start,
                 period_end=d.period.end,
-                metadata_={},
+                metadata_=measured.details() if measured is not None else {},
                 kind=d.kind,
                 subscription_id=sub.id,
                 price_id=d.price_id or None,
@@ -585,7 +610,8 @@ def _bill(batch: Batch, customer_id: str, *, reason: str | None = None) -> list[
         by_currency: dict[str, tuple[list[InvoiceLineItem], list[Subscription], bool]] = {}
         for sub in group:
             first = sub.status == SubscriptionStatus.INCOMPLETE or sub.current_period_start is None
-            rows = _line_rows(actx, sub, lines_at(batch, sub, at), batch.prices, batch.products)
+            drafts = lines_at(batch, sub, at)
+            rows = _line_rows(actx, sub, drafts, batch.prices, batch.products, batch.usage_details)
             batch.remember(rows)
             _advance(actx, sub, at)
             if rows:
@@ -621,16 +647,70 @@ def bill_now(ctx: Ctx, sub: Subscription, *, at: datetime, reason: str) -> Invoi
     period = sched.period_at(at)
     actx = _at(ctx, at)
     ended = sub.ended_at is not None and sub.ended_at <= at
+    usage = None
+    if ended:  # the last, partial period's usage is billed now: nothing bills this period later
+        own = {it.price_id: batch.prices[it.price_id] for it in sub.items}
+        usage = _usage(ctx, sub, Period(period.start, at), own) if at > period.start else {}
+        for price_id, measured in usage.items():
+            batch.usage_details[(sub.id, period.start, price_id)] = measured
     drafts = diff(
         period=period,
         segments=_segments(sub, batch.prices),
         billed=batch.billed_for(sub.id, period.start),
         currency=Currency.of(sub.currency),
+        usage=None if usage is None else {pid: u.units for pid, u in usage.items()},
+        usage_owed=None if usage is None else {pid: u.amount for pid, u in usage.items()},
         include_advance=True,
         include_arrears=ended,
         basis=sched.basis(period),
     )
-    rows = _line_rows(actx, sub, drafts, batch.prices, batch.products)
+    rows = _line_rows(actx, sub, drafts, batch.prices, batch.products, batch.usage_details)
+    if not rows:
+        return None
+    discount_rows(batch, sub.customer_id, [sub], rows)
+    inv = _make_invoice(actx, customer, batch.org, sub.currency, rows, [sub], at, reason, True)
+    batch.created.append(inv)
+    batch.finish()
+    return inv
+
+
+def bill_usage_now(
+    ctx: Ctx, sub: Subscription, *, at: datetime, reason: str = "usage_threshold"
+) -> Invoice | None:
+    """Progressive billing: invoice the usage of ``sub``'s current period received by ``at``, less what was
+    already billed for that period, finalized at once. Returns None when nothing more is owed. The
+    period-end invoice bills only the rest: billed usage lines are what the engine diffs against."""
+    batch = Batch(ctx, [sub.customer_id], now=at, lock=True)
+    customer = batch.customers[sub.customer_id]
+    batch.prices.update(_prices(ctx, [sub]))
+    batch.products.update(_products(ctx, batch.prices))
+    sched = schedule_of(sub)
+    period = sched.period_at(at)
+    own = {it.price_id: batch.prices[it.price_id] for it in sub.items}
+    metered = [p for p in own.values() if p.metric_code]
+    if not metered:
+        return None
+    # every event received for the period so far (a gauge is integrated to the period end; the
+    # period-end invoice corrects it if the level changes later)
+    usage = usage_source.price_usage(
+        ctx, customer_id=sub.customer_id, prices=metered, start=period.start, end=period.end
+    )
+    for price_id, measured in usage.items():
+        batch.usage_details[(sub.id, period.start, price_id)] = measured
+    drafts = diff(
+        period=period,
+        segments=_segments(sub, batch.prices),
+        billed=batch.billed_for(sub.id, period.start),
+        currency=Currency.of(sub.currency),
+        usage={pid: u.units for pid, u in usage.items()},
+        usage_owed={pid: u.amount for pid, u in usage.items()},
+        include_advance=False,
+        include_arrears=False,
+        basis=sched.basis(period),
+    )
+    drafts = [d for d in drafts if d.kind == "usage" and d.amount > 0]
+    actx = _at(ctx, at)
+    rows = _line_rows(actx, sub, drafts, batch.prices, batch.products, batch.usage_details)
     if not rows:
         return None
     discount_rows(batch, sub.customer_id, [sub], rows)

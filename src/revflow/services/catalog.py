@@ -156,6 +156,8 @@ def _terms(
     tiers: Sequence[Mapping[str, Any]],
     package_size: int | None,
     package_rounding: str | None,
+    event_min: object = None,
+    event_max: object = None,
 ) -> PriceTerms:
     try:
         pricing_model = PricingModel(model)
@@ -173,6 +175,8 @@ def _terms(
         tiers=tuple(_tier(t, i) for i, t in enumerate(tiers)),
         package_size=package_size,
         package_rounding=rounding,
+        event_min=None if event_min is None else _decimal(event_min, "event_min_amount"),
+        event_max=None if event_max is None else _decimal(event_max, "event_max_amount"),
     )
 
 
@@ -242,6 +246,9 @@ def _check_timing(
             raise _field_error("metric_code", "invalid_usage_price", "a usage price must be recurring")
         if model is PricingModel.FLAT:
             raise _field_error("metric_code", "invalid_usage_price", "a usage price cannot be flat")
+    elif model is PricingModel.PERCENTAGE:
+        raise _field_error("metric_code", "invalid_usage_price", "a percentage price needs a metric_code")
+    if metric_code is not None:
         if timing not in (None, BillingTiming.IN_ARREARS):
             raise _field_error(
                 "billing_timing", "invalid_billing_timing", "a usage price is billed in_arrears"
@@ -375,6 +382,8 @@ def create_price(
     metric_code: str | None = None,
     nickname: str | None = None,
     metadata: Mapping[str, str] | None = None,
+    event_min_amount: Decimal | int | str | None = None,
+    event_max_amount: Decimal | int | str | None = None,
 ) -> Price:
     """Create a price of the product and return it (event ``price.created``).
 
@@ -400,6 +409,8 @@ def create_price(
         tiers=tiers or (),
         package_size=package_size,
         package_rounding=package_rounding,
+        event_min=event_min_amount,
+        event_max=event_max_amount,
     )
     unit, count = _check_cycle(price_type, interval, interval_count)
     timing = _check_timing(price_type, terms.model, metric_code, billing_timing)
@@ -420,6 +431,8 @@ def create_price(
         interval_count=count,
         billing_timing=str(timing),
         metric_code=metric_code,
+        event_min_amount=terms.event_min,
+        event_max_amount=terms.event_max,
         custom=False,
         active=True,
         metadata_=dict(metadata or {}),

@@ -17,6 +17,7 @@ from revflow.services.context import Ctx
 from revflow.services.pagination import Page, paginate
 from revflow.services.recorder import diff, record
 from revflow.services.tax_ids import tax_id_country, validate_tax_id
+from revflow.services.usage_recovery import recover_customer
 from revflow.services.views import CustomerView
 from revflow.storage.models import (
     Customer,
@@ -201,6 +202,7 @@ def create_customer(
     ctx.session.add(customer)
     _set_external_ids(ctx, customer, dict(external_ids or {}))
     ctx.session.flush()
+    recover_customer(ctx, customer)  # usage events that waited for this customer's external id
     record(
         ctx,
         action="customer.create",
@@ -254,6 +256,8 @@ def update_customer(ctx: Ctx, customer_id: str, *, changes: dict[str, Any]) -> C
         _set_external_ids(ctx, c, changes["external_ids"] or {})
     c.updated_at = ctx.now()
     ctx.session.flush()
+    if "external_ids" in changes:
+        recover_customer(ctx, c)
     record(
         ctx,
         action="customer.update",

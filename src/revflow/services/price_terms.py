@@ -27,4 +27,6 @@ def price_terms(price: Price) -> PriceTerms:
         tiers=tiers,
         package_size=price.package_size,
         package_rounding=PackageRounding(price.package_rounding),
+        event_min=price.event_min_amount,
+        event_max=price.event_max_amount,
     )

@@ -414,6 +414,8 @@ def _custom_price(ctx: Ctx, q: Quote, line: QuotedLine, now: datetime) -> Price:
         interval_count=base.interval_count,
         billing_timing=base.billing_timing,
         metric_code=base.metric_code,
+        event_min_amount=base.event_min_amount,
+        event_max_amount=base.event_max_amount,
         custom=True,
         active=True,
         metadata_={"quote_id": q.id, "list_price_id": base.id},

@@ -1,17 +1,381 @@
-"""Where the billing engine gets metered quantities. Until usage metering lands, every usage price
-meters zero units for every period (so usage prices bill nothing)."""
+"""Where the billing engine and the real-time usage view get metered quantities: SQL aggregation over
+the hourly rollups, plus the events of the partial hours at a window's edges.
+
+A window ``[start, end)`` reads the rollups of the whole UTC hours inside it and the events of the
+partial hours at either edge (a period starting 14:23 reads events from 14:23 to 15:00), so the result
+is exact for any boundary while the work stays proportional to the hours of the window, not to the
+number of events. ``unique_count`` reads the per-hour distinct values the same way. ``weighted_sum``
+reads the events of the window (gauges change rarely). A metric that carries over (``recurring``)
+reads from the beginning of time. The invoice and ``GET /v1/customers/{id}/usage`` call the same code.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
+from sqlalchemy import BigInteger, Integer, and_, case, cast, extract, false, func, or_, select, union
+from sqlalchemy.orm import Session
+
+from revflow.domain.money import Currency
 from revflow.domain.period import Period
+from revflow.domain.pricing import (
+    PriceTerms,
+    PricingModel,
+    amount,
+    grouped_amount,
+    percentage_split,
+    percentage_total,
+    round_amount,
+)
+from revflow.domain.usage import VALUE_SCALE, Aggregation, ceil_hour, floor_hour, from_micros, weighted_units
 from revflow.services.context import Ctx
+from revflow.services.price_terms import price_terms
 from revflow.storage.models import Price, Subscription
+from revflow.storage.usage_models import BillableMetric, UsageEvent, UsageRollup, UsageUniqueValue
 
-__all__ = ["quantities"]
+__all__ = ["PriceUsage", "measure", "price_usage", "quantities"]
+
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceUsage:
+    """A usage price's units over a window, per group, and what they cost (minor units)."""
+
+    price_id: str
+    metric: BillableMetric | None
+    units: Decimal
+    amount: int
+    groups: dict[str, Decimal] = field(default_factory=dict)
+
+    def details(self) -> dict[str, str]:
+        """What an invoice line shows of it (its ``metadata``)."""
+        if self.metric is None:
+            return {}
+        out: dict[str, str] = {
+            "metric_code": self.metric.code,
+            "aggregation": self.metric.aggregation,
+            "units": format(self.units, "f"),
+        }
+        if self.metric.property:
+            out["property"] = self.metric.property
+        if self.metric.group_by:
+            out["group_by"] = self.metric.group_by
+            for g, u in sorted(self.groups.items()):
+                out[f"group:{g}"] = format(u, "f")
+        return out
+
+
+def _windows(start: datetime | None, end: datetime) -> tuple[datetime | None, datetime | None, list[Any]]:
+    """(first rollup hour, end of rollup hours, edge intervals read from events). A None first hour is
+    unbounded; a None end means no rollup hours at all."""
+    hi = floor_hour(end)
+    if start is None:
+        return None, hi, [(hi, end)] if hi < end else []
+    lo = ceil_hour(start)
+    if lo >= hi:
+        return None, None, [(start, end)]
+    edges = []
+    if start < lo:
+        edges.append((start, lo))
+    if hi < end:
+        edges.append((hi, end))
+    return lo, hi, edges
+
+
+def _event_scope(org_id: str, customer_id: str, code: str, edges: list[Any]) -> list[Any]:
+    return [
+        UsageEvent.org_id == org_id,
+        UsageEvent.customer_id == customer_id,
+        UsageEvent.metric_code == code,
+        UsageEvent.status == "billable",
+        or_(*[and_(UsageEvent.timestamp >= a, UsageEvent.timestamp < b) for a, b in edges]),
+    ]
+
+
+def _rollup_scope(org_id: str, customer_id: str, code: str, lo: datetime | None, hi: datetime) -> list[Any]:
+    scope = [
+        UsageRollup.org_id == org_id,
+        UsageRollup.customer_id == customer_id,
+        UsageRollup.metric_code == code,
+        UsageRollup.bucket < hi,
+    ]
+    if lo is not None:
+        scope.append(UsageRollup.bucket >= lo)
+    return scope
+
+
+def _stats(
+    s: Session, org_id: str, customer_id: str, code: str, start: datetime | None, end: datetime
+) -> dict[str, list[Any]]:
+    """Per group: [events, total, min, max, (latest_at, latest_value)] over the window."""
+    lo, hi, edges = _windows(start, end)
+    out: dict[str, list[Any]] = {}
+
+    def merge(group: str, n: int, total: Any, mn: Any, mx: Any) -> None:
+        row = out.setdefault(group, [0, 0, None, None, None])
+        row[0] += int(n or 0)
+        row[1] += int(total or 0)
+        if mn is not None:
+            row[2] = int(mn) if row[2] is None else min(row[2], int(mn))
+        if mx is not None:
+            row[3] = int(mx) if row[3] is None else max(row[3], int(mx))
+
+    def latest(group: str, at: datetime | None, value: Any) -> None:
+        row = out.setdefault(group, [0, 0, None, None, None])
+        if at is not None and (row[4] is None or at >= row[4][0]):
+            row[4] = (at, None if value is None else int(value))
+
+    if hi is not None:
+        scope = _rollup_scope(org_id, customer_id, code, lo, hi)
+        for g, n, total, mn, mx in s.execute(
+            select(
+                UsageRollup.group_key,
+                func.sum(UsageRollup.events),
+                func.sum(UsageRollup.total),
+                func.min(UsageRollup.min_value),
+                func.max(UsageRollup.max_value),
+            )
+            .where(*scope)
+            .group_by(UsageRollup.group_key)
+        ):
+            merge(g, n, total, mn, mx)
+        ranked = (
+            select(
+                UsageRollup.group_key,
+                UsageRollup.latest_at,
+                UsageRollup.latest_value,
+                func.row_number()
+                .over(
+                    partition_by=UsageRollup.group_key,
+                    order_by=(UsageRollup.latest_at.desc(), UsageRollup.latest_id.desc()),
+                )
+                .label("rank"),
+            )
+            .where(*scope)
+            .subquery()
+        )
+        for g, at, value in s.execute(
+            select(ranked.c.group_key, ranked.c.latest_at, ranked.c.latest_value).where(ranked.c.rank == 1)
+        ):
+            latest(g, at, value)
+    if edges:
+        scope = _event_scope(org_id, customer_id, code, edges)
+        for g, count, sum_, low, high in s.execute(
+            select(
+                UsageEvent.group_key,
+                func.count(),
+                func.sum(UsageEvent.value),
+                func.min(UsageEvent.value),
+                func.max(UsageEvent.value),
+            )
+            .where(*scope)
+            .group_by(UsageEvent.group_key)
+        ):
+            merge(g, count, sum_, low, high)
+        ranked_events = (
+            select(
+                UsageEvent.group_key,
+                UsageEvent.timestamp,
+                UsageEvent.value,
+                func.row_number()
+                .over(
+                    partition_by=UsageEvent.group_key,
+                    order_by=(UsageEvent.timestamp.desc(), UsageEvent.id.desc()),
+                )
+                .label("rank"),
+            )
+            .where(*scope)
+            .subquery()
+        )
+        for g, at, value in s.execute(
+            select(ranked_events.c.group_key, ranked_events.c.timestamp, ranked_events.c.value).where(
+                ranked_events.c.rank == 1
+            )
+        ):
+            latest(g, at, value)
+    return out
+
+
+def _unique(
+    s: Session, org_id: str, customer_id: str, code: str, start: datetime | None, end: datetime
+) -> dict[str, Decimal]:
+    lo, hi, edges = _windows(start, end)
+    parts: list[Any] = []
+    if hi is not None:
+        scope = [
+            UsageUniqueValue.org_id == org_id,
+            UsageUniqueValue.customer_id == customer_id,
+            UsageUniqueValue.metric_code == code,
+            UsageUniqueValue.bucket < hi,
+        ]
+        if lo is not None:
+            scope.append(UsageUniqueValue.bucket >= lo)
+        parts.append(select(UsageUniqueValue.group_key, UsageUniqueValue.value.label("v")).where(*scope))
+    if edges:
+        parts.append(
+            select(UsageEvent.group_key, UsageEvent.unique_value.label("v")).where(
+                *_event_scope(org_id, customer_id, code, edges), UsageEvent.unique_value.is_not(None)
+            )
+        )
+    both = union(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    rows = s.execute(select(both.c.group_key, func.count()).group_by(both.c.group_key))
+    return {g: Decimal(n) for g, n in rows}
+
+
+def _epoch(s: Session) -> Any:
+    if s.get_bind().dialect.name == "postgresql":
+        return cast(func.floor(extract("epoch", UsageEvent.timestamp)), BigInteger)
+    return cast(func.strftime("%s", UsageEvent.timestamp), Integer)
+
+
+def _weighted(
+    s: Session, org_id: str, customer_id: str, metric: BillableMetric, start: datetime, end: datetime
+) -> dict[str, Decimal]:
+    first, last = int(start.timestamp()), int(end.timestamp())
+    levels: dict[str, int] = {}
+    if metric.recurring:
+        levels = {g: row[1] for g, row in _stats(s, org_id, customer_id, metric.code, None, start).items()}
+    rows = s.execute(
+        select(
+            UsageEvent.group_key,
+            func.sum(UsageEvent.value),
+            func.sum(UsageEvent.value * (_epoch(s) - first)),
+        )
+        .where(*_event_scope(org_id, customer_id, metric.code, [(start, end)]))
+        .group_by(UsageEvent.group_key)
+    )
+    sums = {g: (int(total or 0), int(offset or 0)) for g, total, offset in rows}
+    return {
+        g: weighted_units(
+            level_at_start=levels.get(g, 0),
+            sum_value=sums.get(g, (0, 0))[0],
+            sum_value_offset=sums.get(g, (0, 0))[1],
+            seconds=last - first,
+        )
+        for g in set(levels) | set(sums)
+    }
+
+
+def measure(
+    session: Session, *, org_id: str, customer_id: str, metric: BillableMetric, start: datetime, end: datetime
+) -> dict[str, Decimal]:
+    """Units of ``metric`` per group (``""`` without a group-by) for the customer's billable events in
+    ``[start, end)`` (from the beginning of time for a carried-over metric; a weighted sum's level
+    carries over instead). Never negative."""
+    agg = Aggregation(metric.aggregation)
+    if agg is Aggregation.WEIGHTED_SUM:
+        units = _weighted(session, org_id, customer_id, metric, start, end)
+    else:
+        since = None if metric.recurring else start
+        if agg is Aggregation.UNIQUE_COUNT:
+            units = _unique(session, org_id, customer_id, metric.code, since, end)
+        else:
+            stats = _stats(session, org_id, customer_id, metric.code, since, end)
+            units = {g: _pick(agg, row) for g, row in stats.items()}
+    return {g: max(u, _ZERO) for g, u in units.items()}
+
+
+def _pick(agg: Aggregation, row: list[Any]) -> Decimal:
+    n, total, mn, mx, latest = row
+    if agg is Aggregation.COUNT:
+        return Decimal(n)
+    if agg is Aggregation.SUM:
+        return from_micros(total)
+    if agg is Aggregation.MIN:
+        return _ZERO if mn is None else from_micros(mn)
+    if agg is Aggregation.MAX:
+        return _ZERO if mx is None else from_micros(mx)
+    return _ZERO if latest is None or latest[1] is None else from_micros(latest[1])
+
+
+def _percentage(
+    s: Session,
+    org_id: str,
+    customer_id: str,
+    metric: BillableMetric,
+    terms: PriceTerms,
+    start: datetime,
+    end: datetime,
+) -> tuple[dict[str, Decimal], Decimal]:
+    """Units per group and the exact fee of a ``percentage`` price: the window's events sorted in SQL by
+    the clamp they hit (min, max or the percentage), then priced by :func:`percentage_total`."""
+    split = percentage_split(terms=terms, scale=VALUE_SCALE)
+    value = UsageEvent.value
+    low = value <= split.low if split.low is not None else false()
+    high = and_(~low, value >= split.high) if split.high is not None else false()
+    rows = s.execute(
+        select(
+            UsageEvent.group_key,
+            func.count(),
+            func.sum(case((low, 1), else_=0)),
+            func.sum(case((high, 1), else_=0)),
+            func.sum(case((or_(low, high), 0), else_=func.coalesce(value, 0))),
+            func.sum(value),
+        )
+        .where(*_event_scope(org_id, customer_id, metric.code, [(start, end)]))
+        .group_by(UsageEvent.group_key)
+    )
+    units: dict[str, Decimal] = {}
+    fee = _ZERO
+    for g, n, n_low, n_high, middle, total in rows:
+        units[g] = max(from_micros(int(total or 0)), _ZERO)
+        fee += percentage_total(
+            terms=terms,
+            events=int(n),
+            low_events=int(n_low or 0),
+            high_events=int(n_high or 0),
+            middle_sum=from_micros(int(middle or 0)),
+        )
+    return units, fee
+
+
+def _metrics(ctx: Ctx, codes: set[str]) -> dict[str, BillableMetric]:
+    if not codes:
+        return {}
+    stmt = select(BillableMetric).where(BillableMetric.org_id == ctx.org_id, BillableMetric.code.in_(codes))
+    return {m.code: m for m in ctx.session.scalars(stmt)}
+
+
+def price_usage(
+    ctx: Ctx, *, customer_id: str, prices: list[Price], start: datetime, end: datetime
+) -> dict[str, PriceUsage]:
+    """Units and amount of each usage price over ``[start, end)`` for the customer. A price whose
+    metric does not exist (yet) meters zero. A metric with a group-by prices each group on its own."""
+    metrics = _metrics(ctx, {p.metric_code for p in prices if p.metric_code})
+    cache: dict[str, dict[str, Decimal]] = {}
+    out: dict[str, PriceUsage] = {}
+    for price in prices:
+        metric = metrics.get(price.metric_code or "")
+        if metric is None:
+            out[price.id] = PriceUsage(price.id, None, _ZERO, 0)
+            continue
+        terms = price_terms(price)
+        currency = Currency.of(price.currency)
+        if terms.model is PricingModel.PERCENTAGE:
+            groups, fee = _percentage(ctx.session, ctx.org_id, customer_id, metric, terms, start, end)
+            out[price.id] = PriceUsage(
+                price.id, metric, sum(groups.values(), _ZERO), round_amount(fee, currency), groups
+            )
+            continue
+        if metric.code not in cache:
+            cache[metric.code] = measure(
+                ctx.session, org_id=ctx.org_id, customer_id=customer_id, metric=metric, start=start, end=end
+            )
+        groups = cache[metric.code]
+        units = sum(groups.values(), _ZERO)
+        if metric.group_by:
+            cost = grouped_amount(terms=terms, quantities=list(groups.values()), currency=currency)
+        else:
+            cost = amount(terms=terms, quantity=units, currency=currency)
+        out[price.id] = PriceUsage(price.id, metric, units, cost, groups)
+    return out
 
 
 def quantities(ctx: Ctx, sub: Subscription, period: Period, prices: list[Price]) -> dict[str, Decimal]:
-    """Units of each usage price of ``sub`` over ``period``: none recorded yet."""
-    return {}
+    """Units of each usage price of ``sub`` over ``period``."""
+    usage = price_usage(ctx, customer_id=sub.customer_id, prices=prices, start=period.start, end=period.end)
+    return {pid: u.units for pid, u in usage.items()}

@@ -81,6 +81,8 @@ class PriceView(_View):
     recurring: RecurringView | None
     billing_timing: str
     metric_code: str | None
+    event_min_amount: str | None = None
+    event_max_amount: str | None = None
     custom: bool
     active: bool
     metadata: dict[str, str]
@@ -114,6 +116,8 @@ class PriceView(_View):
             ),
             billing_timing=p.billing_timing,
             metric_code=p.metric_code,
+            event_min_amount=None if p.event_min_amount is None else _dec(p.event_min_amount),
+            event_max_amount=None if p.event_max_amount is None else _dec(p.event_max_amount),
             custom=p.custom,
             active=p.active,
             metadata=p.metadata_,

@@ -290,6 +290,9 @@ class Price(Base):
     billing_timing: Mapped[str] = mapped_column(String(20), default="in_advance")
     #: Code of the billable metric for usage-based prices.
     metric_code: Mapped[str | None] = mapped_column(String(100))
+    #: ``percentage`` prices: the fee of one event is kept between these (minor units).
+    event_min_amount: Mapped[Decimal | None]
+    event_max_amount: Mapped[Decimal | None]
     #: A negotiated price made for one quote, not listed in the catalog.
     custom: Mapped[bool] = mapped_column(default=False)
     active: Mapped[bool] = mapped_column(default=True)

@@ -1,0 +1,537 @@
+"""Usage event ingestion: validate each event on its own, store the good ones once, answer per event.
+
+A batch is never all-or-nothing: a bad event is ``rejected`` with a reason code and the others are
+stored. Deduplication is the primary key of ``usage_event_keys`` ``(org_id, transaction_id)``: the key,
+the event and the hourly rollup are written in one statement on PostgreSQL (one transaction on
+SQLite), so a concurrent retry of the same transaction id waits for the first writer and then counts
+as a ``duplicate``. Events whose customer or metric is unknown are stored as ``unmatched`` and become
+billable when the customer or metric appears (:mod:`revflow.services.usage_recovery`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import orjson
+from sqlalchemy import case, func, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from revflow.domain.ids import new_id
+from revflow.domain.usage import Aggregation, InvalidValue, floor_hour, matches_filters, to_micros
+from revflow.services.context import Ctx
+from revflow.storage.models import Customer, CustomerExternalId, Subscription
+from revflow.storage.usage_models import (
+    BillableMetric,
+    UsageEvent,
+    UsageEventKey,
+    UsageRollup,
+    UsageUniqueValue,
+)
+
+__all__ = ["MAX_BATCH", "Outcome", "add_rollups", "ingest"]
+
+MAX_BATCH: Final = 1000
+#: Rollup rows per customer, metric, group and hour that concurrent PostgreSQL writers spread over.
+ROLLUP_SHARDS: Final = 8
+_ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
+FUTURE_LIMIT: Final = timedelta(hours=1)
+_MAX_PROPERTIES: Final = 100
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one event of a request: ``accepted``, ``duplicate`` or ``rejected``."""
+
+    index: int
+    transaction_id: str | None
+    status: str
+    code: str | None = None
+    message: str | None = None
+    event_id: str | None = None
+    #: ``billable``, ``unmatched`` or ``filtered`` for an accepted event.
+    event_status: str | None = None
+    reason: str | None = None
+
+    def payload(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "index": self.index,
+            "transaction_id": self.transaction_id,
+            "status": self.status,
+        }
+        if self.status == "rejected":
+            out["code"], out["message"] = self.code, self.message
+        else:
+            out["id"] = self.event_id
+            if self.event_status is not None:
+                out["event_status"] = self.event_status
+            if self.reason is not None:
+                out["reason"] = self.reason
+        return out
+
+
+class _Reject(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _text(raw: dict[str, Any], name: str, limit: int, *, required: bool = False) -> str | None:
+    value = raw.get(name)
+    if value is None:
+        if required:
+            raise _Reject(f"missing_{name}", f"{name} is required")
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= limit:
+        raise _Reject(f"invalid_{name}", f"{name} must be a string of 1 to {limit} characters")
+    return value
+
+
+def _timestamp(value: Any, now: datetime) -> datetime:
+    if value is None:
+        return now
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, int | float):
+            at = datetime.fromtimestamp(value, UTC)
+        elif isinstance(value, str):
+            at = datetime.fromisoformat(value)
+        else:
+            raise ValueError
+    except (ValueError, OverflowError, OSError):
+        raise _Reject("invalid_timestamp", f"timestamp {value!r} is not an ISO 8601 instant") from None
+    if at.tzinfo is None:
+        raise _Reject("invalid_timestamp", "timestamp needs a UTC offset (e.g. 2024-06-01T12:00:00Z)")
+    at = at.astimezone(UTC)
+    if at > now + FUTURE_LIMIT:
+        raise _Reject("timestamp_in_future", "timestamp is more than 1 hour in the future")
+    if at.year < 2000:
+        raise _Reject("invalid_timestamp", "timestamp is before the year 2000")
+    return at
+
+
+@dataclass(slots=True)
+class _Event:
+    index: int
+    transaction_id: str
+    metric_code: str
+    customer_id: str | None
+    external_customer_id: str | None
+    subscription_id: str | None
+    timestamp: datetime
+    properties: dict[str, Any]
+    id: str = ""
+    value: int | None = None
+    unique_value: str | None = None
+    group_key: str = ""
+    status: str = "billable"
+    reason: str | None = None
+
+
+def _parse(index: int, raw: Any, now: datetime) -> _Event:
+    if not isinstance(raw, dict):
+        raise _Reject("invalid_event", "an event must be a JSON object")
+    tx = _text(raw, "transaction_id", 255, required=True)
+    metric = _text(raw, "metric_code", 100, required=True)
+    customer_id = _text(raw, "customer_id", 40)
+    external = _text(raw, "external_customer_id", 200)
+    subscription_id = _text(raw, "subscription_id", 40)
+    if customer_id is None and external is None and subscription_id is None:
+        raise _Reject(
+            "missing_customer", "one of customer_id, external_customer_id or subscription_id is required"
+        )
+    properties = raw.get("properties") or {}
+    if not isinstance(properties, dict):
+        raise _Reject("invalid_properties", "properties must be a JSON object")
+    unknown = set(raw) - {
+        "transaction_id",
+        "metric_code",
+        "customer_id",
+        "external_customer_id",
+        "subscription_id",
+        "timestamp",
+        "properties",
+    }
+    if unknown:
+        raise _Reject("unknown_field", f"unknown field(s): {', '.join(sorted(unknown))}")
+    if len(properties) > _MAX_PROPERTIES:
+        raise _Reject("properties_too_large", f"an event holds at most {_MAX_PROPERTIES} properties")
+    assert tx is not None and metric is not None
+    return _Event(
+        index,
+        tx,
+        metric,
+        customer_id,
+        external,
+        subscription_id,
+        _timestamp(raw.get("timestamp"), now),
+        properties,
+    )
+
+
+def apply_metric(event: Any, metric: BillableMetric) -> None:
+    """Read the metric's value, unique value and group from the event's properties; sets ``status`` to
+    ``filtered`` when the metric's filters exclude it. Raises InvalidValue for a missing or non-numeric
+    value."""
+    props = event.properties
+    agg = Aggregation(metric.aggregation)
+    if metric.property is not None:
+        if metric.property not in props or props[metric.property] is None:
+            raise InvalidValue(f"property {metric.property!r} is required by metric {metric.code!r}")
+        raw = props[metric.property]
+        if agg is Aggregation.UNIQUE_COUNT:
+            if isinstance(raw, dict | list):
+                raise InvalidValue(f"property {metric.property!r} must be a string or number")
+            event.unique_value = str(raw)[:200]
+        else:
+            event.value = to_micros(repr(raw) if isinstance(raw, float) else raw)
+    if metric.group_by is not None:
+        event.group_key = str(props.get(metric.group_by, ""))[:200]
+    if metric.filters and not matches_filters(metric.filters, props):
+        event.status, event.reason = "filtered", None
+
+
+def _resolve_customers(ctx: Ctx, events: list[_Event]) -> None:
+    """Fill ``customer_id`` from external ids and subscriptions; unknown ones become unmatched."""
+    s = ctx.session
+    ids = {e.customer_id for e in events if e.customer_id is not None}
+    known: set[str] = set()
+    if ids:
+        known = set(s.scalars(select(Customer.id).where(Customer.org_id == ctx.org_id, Customer.id.in_(ids))))
+    externals = {e.external_customer_id for e in events if e.customer_id is None and e.external_customer_id}
+    by_external = resolve_externals(s, ctx.org_id, externals)
+    subs = {e.subscription_id for e in events if e.subscription_id is not None}
+    by_sub: dict[str, str] = {}
+    if subs:
+        rows = s.execute(
+            select(Subscription.id, Subscription.customer_id).where(
+                Subscription.org_id == ctx.org_id, Subscription.id.in_(subs)
+            )
+        )
+        by_sub = {sid: cid for sid, cid in rows}
+    for e in events:
+        if e.subscription_id is not None:
+            owner = by_sub.get(e.subscription_id)
+            if owner is None or (e.customer_id is not None and e.customer_id != owner):
+                e.customer_id = None
+            else:
+                e.customer_id = owner
+        elif e.customer_id is not None:
+            if e.customer_id not in known:
+                e.customer_id = None
+        else:
+            e.customer_id = by_external.get(e.external_customer_id or "")
+
+
+def resolve_externals(session: Session, org_id: str, externals: Iterable[str]) -> dict[str, str]:
+    """Customer ids by external id (any connected system); an external id two customers share in
+    different systems resolves to neither."""
+    wanted = list(set(externals))
+    if not wanted:
+        return {}
+    found: dict[str, set[str]] = {}
+    for ext, cid in session.execute(
+        select(CustomerExternalId.external_id, CustomerExternalId.customer_id).where(
+            CustomerExternalId.org_id == org_id, CustomerExternalId.external_id.in_(wanted)
+        )
+    ):
+        found.setdefault(ext, set()).add(cid)
+    return {ext: next(iter(ids)) for ext, ids in found.items() if len(ids) == 1}
+
+
+def ingest(ctx: Ctx, raw_events: list[Any]) -> list[Outcome]:
+    """Store the valid events of ``raw_events`` once each and return one Outcome per event, in order.
+
+    Never raises for a bad event (it is ``rejected`` with a reason); a duplicate transaction id (in the
+    batch, or already stored, or being stored by a concurrent request) is ``duplicate``.
+    """
+    now = ctx.now()
+    outcomes: list[Outcome | None] = [None] * len(raw_events)
+    events: list[_Event] = []
+    seen: dict[str, int] = {}
+    for i, raw in enumerate(raw_events):
+        try:
+            event = _parse(i, raw, now)
+        except _Reject as exc:
+            tx = raw.get("transaction_id") if isinstance(raw, dict) else None
+            outcomes[i] = Outcome(i, tx if isinstance(tx, str) else None, "rejected", exc.code, exc.message)
+            continue
+        if event.transaction_id in seen:
+            outcomes[i] = Outcome(i, event.transaction_id, "duplicate")
+            continue
+        seen[event.transaction_id] = i
+        events.append(event)
+    metrics = _metrics(ctx, {e.metric_code for e in events})
+    good: list[_Event] = []
+    for e in events:
+        metric = metrics.get(e.metric_code)
+        if metric is None:
+            e.status, e.reason = "unmatched", "unknown_metric"
+        else:
+            try:
+                apply_metric(e, metric)
+            except InvalidValue as exc:
+                outcomes[e.index] = Outcome(e.index, e.transaction_id, "rejected", exc.code, exc.message)
+                del seen[e.transaction_id]
+                continue
+        good.append(e)
+    _resolve_customers(ctx, good)
+    base = new_id("uev")  # one id per batch, plus a 2-character index: still unique and time-ordered
+    for n, e in enumerate(good):
+        e.id = base + _ALPHABET[n >> 5] + _ALPHABET[n & 31]
+        if e.customer_id is None and e.status != "unmatched":
+            e.status, e.reason = "unmatched", "unknown_customer"
+    inserted = store(ctx, good, now=now)
+    for e in good:
+        if e.transaction_id in inserted:
+            outcomes[e.index] = Outcome(
+                e.index, e.transaction_id, "accepted", event_id=e.id, event_status=e.status, reason=e.reason
+            )
+    touched = {
+        e.customer_id
+        for e in good
+        if e.transaction_id in inserted and e.status == "billable" and e.customer_id is not None
+    }
+    if touched:
+        from revflow.services.usage_thresholds import check_thresholds
+
+        check_thresholds(ctx, touched)
+    duplicates = [e for e in good if e.transaction_id not in inserted]
+    if duplicates:
+        stored = _stored_ids(ctx, [e.transaction_id for e in duplicates])
+        for e in duplicates:
+            outcomes[e.index] = Outcome(
+                e.index, e.transaction_id, "duplicate", event_id=stored.get(e.transaction_id)
+            )
+    for i, o in enumerate(outcomes):
+        if o is not None and o.status == "duplicate" and o.event_id is None and o.transaction_id in seen:
+            first = outcomes[seen[o.transaction_id]]
+            o.event_id = first.event_id if first is not None else None
+        assert o is not None, i
+    return [o for o in outcomes if o is not None]
+
+
+def _metrics(ctx: Ctx, codes: set[str]) -> dict[str, BillableMetric]:
+    if not codes:
+        return {}
+    return {
+        m.code: m
+        for m in ctx.session.scalars(
+            select(BillableMetric).where(BillableMetric.org_id == ctx.org_id, BillableMetric.code.in_(codes))
+        )
+    }
+
+
+def _stored_ids(ctx: Ctx, transaction_ids: list[str]) -> dict[str, str]:
+    rows = ctx.session.execute(
+        select(UsageEventKey.transaction_id, UsageEventKey.event_id).where(
+            UsageEventKey.org_id == ctx.org_id, UsageEventKey.transaction_id.in_(transaction_ids)
+        )
+    )
+    return {tx: event_id for tx, event_id in rows}
+
+
+def store(ctx: Ctx, events: list[Any], *, now: datetime) -> set[str]:
+    """Write ``events`` whose transaction id is new (key, event, rollups); returns those transaction ids.
+
+    Events are written in transaction-id order so that concurrent batches take key locks in the same
+    order (no deadlock)."""
+    if not events:
+        return set()
+    events = sorted(events, key=lambda e: e.transaction_id)
+    if ctx.session.get_bind().dialect.name == "postgresql":
+        return _store_postgres(ctx, events, now)
+    return _store_generic(ctx, events, now)
+
+
+_PG_INSERT: Final = """
+WITH input AS (
+    SELECT e->>0 AS id, (e->>1)::timestamptz AS ts, e->>2 AS tx, e->>3 AS metric, e->>4 AS cust,
+        e->>5 AS ext, e->>6 AS sub, (e->>7)::bigint AS val, e->>8 AS uniq, e->>9 AS grp, e->10 AS props,
+        e->>11 AS status, e->>12 AS reason
+    FROM jsonb_array_elements(%(doc)s::jsonb) AS e
+), k AS (
+    INSERT INTO usage_event_keys (org_id, transaction_id, event_id, timestamp)
+    SELECT %(org)s, tx, id, ts FROM input
+    ON CONFLICT DO NOTHING
+    RETURNING transaction_id
+), fresh AS (
+    SELECT input.* FROM input JOIN k ON k.transaction_id = input.tx
+), e AS (
+    INSERT INTO usage_events (id, timestamp, org_id, transaction_id, metric_code, customer_id,
+        external_customer_id, subscription_id, value, unique_value, group_key, properties, status, reason,
+        created_at)
+    SELECT id, ts, %(org)s, tx, metric, cust, ext, sub, val, uniq, grp, props, status, reason, %(now)s
+    FROM fresh
+), r AS (
+    INSERT INTO usage_rollups AS u (org_id, customer_id, metric_code, group_key, bucket, shard, events,
+        total, min_value, max_value, latest_at, latest_value, latest_id)
+    SELECT %(org)s, cust, metric, grp, date_trunc('hour', ts, 'UTC'), %(shard)s, count(*),
+        coalesce(sum(val), 0), min(val), max(val), max(ts), (array_agg(val ORDER BY ts DESC, id DESC))[1],
+        (array_agg(id ORDER BY ts DESC, id DESC))[1]
+    FROM fresh WHERE status = 'billable'
+    GROUP BY cust, metric, grp, date_trunc('hour', ts, 'UTC')
+    ORDER BY 2, 3, 4, 5
+    ON CONFLICT (org_id, customer_id, metric_code, group_key, bucket, shard) DO UPDATE SET
+        events = u.events + excluded.events,
+        total = u.total + excluded.total,
+        min_value = LEAST(u.min_value, excluded.min_value),
+        max_value = GREATEST(u.max_value, excluded.max_value),
+        latest_value = CASE WHEN (excluded.latest_at, excluded.latest_id) > (u.latest_at, u.latest_id)
+            THEN excluded.latest_value ELSE u.latest_value END,
+        latest_id = CASE WHEN (excluded.latest_at, excluded.latest_id) > (u.latest_at, u.latest_id)
+            THEN excluded.latest_id ELSE u.latest_id END,
+        latest_at = GREATEST(u.latest_at, excluded.latest_at)
+), q AS (
+    INSERT INTO usage_unique_values (org_id, customer_id, metric_code, group_key, bucket, value)
+    SELECT DISTINCT %(org)s, cust, metric, grp, date_trunc('hour', ts, 'UTC'), uniq
+    FROM fresh WHERE status = 'billable' AND uniq IS NOT NULL
+    ON CONFLICT DO NOTHING
+)
+SELECT transaction_id FROM k
+"""
+
+
+def _store_postgres(ctx: Ctx, events: list[Any], now: datetime) -> set[str]:
+    """One statement, one round trip: the batch travels as one JSON document that PostgreSQL unpacks."""
+    doc = orjson.dumps(
+        [
+            [
+                e.id,
+                e.timestamp.isoformat(),
+                e.transaction_id,
+                e.metric_code,
+                e.customer_id,
+                e.external_customer_id,
+                e.subscription_id,
+                e.value,
+                e.unique_value,
+                e.group_key,
+                e.properties,
+                e.status,
+                e.reason,
+            ]
+            for e in events
+        ],
+        default=str,
+    ).decode()
+    params = {"org": ctx.org_id, "now": now, "doc": doc, "shard": secrets.randbelow(ROLLUP_SHARDS)}
+    result = ctx.session.connection().exec_driver_sql(_PG_INSERT, params)
+    return {row[0] for row in result}
+
+
+def _store_generic(ctx: Ctx, events: list[Any], now: datetime) -> set[str]:
+    s = ctx.session
+    keys = [
+        {"org_id": ctx.org_id, "transaction_id": e.transaction_id, "event_id": e.id, "timestamp": e.timestamp}
+        for e in events
+    ]
+    inserted: set[str] = set()
+    for chunk in range(0, len(keys), 200):
+        stmt = sqlite.insert(UsageEventKey).values(keys[chunk : chunk + 200]).on_conflict_do_nothing()
+        inserted |= set(s.scalars(stmt.returning(UsageEventKey.transaction_id)))
+    fresh = [e for e in events if e.transaction_id in inserted]
+    if not fresh:
+        return inserted
+    s.execute(
+        sqlite.insert(UsageEvent),
+        [
+            {
+                "id": e.id,
+                "timestamp": e.timestamp,
+                "org_id": ctx.org_id,
+                "transaction_id": e.transaction_id,
+                "metric_code": e.metric_code,
+                "customer_id": e.customer_id,
+                "external_customer_id": e.external_customer_id,
+                "subscription_id": e.subscription_id,
+                "value": e.value,
+                "unique_value": e.unique_value,
+                "group_key": e.group_key,
+                "properties": e.properties,
+                "status": e.status,
+                "reason": e.reason,
+                "created_at": now,
+            }
+            for e in fresh
+        ],
+    )
+    add_rollups(s, ctx.org_id, [e for e in fresh if e.status == "billable"])
+    return inserted
+
+
+def add_rollups(session: Session, org_id: str, events: list[Any]) -> None:
+    """Add billable ``events`` (already stored) to the hourly rollups and unique values, in key order."""
+    if not events:
+        return
+    acc: dict[tuple[str, str, str, datetime], list[Any]] = {}
+    uniques: set[tuple[str, str, str, datetime, str]] = set()
+    for e in sorted(events, key=lambda x: (x.timestamp, x.id)):
+        bucket = floor_hour(e.timestamp)
+        key = (e.customer_id, e.metric_code, e.group_key, bucket)
+        value = e.value
+        row = acc.get(key)
+        if row is None:
+            acc[key] = [1, value or 0, value, value, e.timestamp, value, e.id]
+        else:
+            row[0] += 1
+            row[1] += value or 0
+            if value is not None:
+                row[2] = value if row[2] is None else min(row[2], value)
+                row[3] = value if row[3] is None else max(row[3], value)
+            row[4], row[5], row[6] = e.timestamp, value, e.id
+        if e.unique_value is not None:
+            uniques.add((e.customer_id, e.metric_code, e.group_key, bucket, e.unique_value))
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    least = "LEAST" if dialect == "postgresql" else "MIN"
+    greatest = "GREATEST" if dialect == "postgresql" else "MAX"
+    t = UsageRollup.__table__
+    for (cust, metric, grp, bucket), (n, total, lo, hi, at, latest, latest_id) in sorted(acc.items()):
+        stmt = insert(UsageRollup).values(
+            org_id=org_id,
+            customer_id=cust,
+            metric_code=metric,
+            group_key=grp,
+            bucket=bucket,
+            shard=0,
+            events=n,
+            total=total,
+            min_value=lo,
+            max_value=hi,
+            latest_at=at,
+            latest_value=latest,
+            latest_id=latest_id,
+        )
+        ex = stmt.excluded
+        newer = t.c.latest_at.is_(None) | (
+            tuple_(ex.latest_at, ex.latest_id) > tuple_(t.c.latest_at, t.c.latest_id)
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["org_id", "customer_id", "metric_code", "group_key", "bucket", "shard"],
+            set_={
+                "events": t.c.events + ex.events,
+                "total": t.c.total + ex.total,
+                "min_value": getattr(func, least.lower())(
+                    func.coalesce(t.c.min_value, ex.min_value), func.coalesce(ex.min_value, t.c.min_value)
+                ),
+                "max_value": getattr(func, greatest.lower())(
+                    func.coalesce(t.c.max_value, ex.max_value), func.coalesce(ex.max_value, t.c.max_value)
+                ),
+                "latest_value": case((newer, ex.latest_value), else_=t.c.latest_value),
+                "latest_id": case((newer, ex.latest_id), else_=t.c.latest_id),
+                "latest_at": case((newer, ex.latest_at), else_=t.c.latest_at),
+            },
+        )
+        session.execute(stmt)
+    if uniques:
+        rows = [
+            {"org_id": org_id, "customer_id": c, "metric_code": m, "group_key": g, "bucket": b, "value": v}
+            for c, m, g, b, v in sorted(uniques)
+        ]
+        session.execute(insert(UsageUniqueValue).values(rows).on_conflict_do_nothing())

@@ -1,0 +1,74 @@
+"""Voiding a usage event before its period is invoiced (audited). After invoicing, the event stays and
+the correction is a credit note on the invoice (see docs/usage.md)."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, select
+
+from revflow.domain.errors import Conflict
+from revflow.domain.usage import floor_hour
+from revflow.services.context import Ctx
+from revflow.services.recorder import record
+from revflow.services.usage_recovery import rebuild_buckets
+from revflow.services.views_usage import UsageEventView
+from revflow.storage.models import InvoiceLineItem, Price, Subscription
+from revflow.storage.usage_models import UsageEvent
+
+__all__ = ["PeriodInvoiced", "void_event"]
+
+
+class PeriodInvoiced(Conflict):
+    """The event's period was already invoiced: correct it with a credit note instead."""
+
+    code = "period_invoiced"
+
+
+def _invoiced(ctx: Ctx, event: UsageEvent) -> str | None:
+    """The id of an invoice that billed this event's metric for a period holding the event, if any."""
+    if event.customer_id is None:
+        return None
+    return ctx.session.scalar(
+        select(InvoiceLineItem.invoice_id)
+        .join(Price, Price.id == InvoiceLineItem.price_id)
+        .join(Subscription, Subscription.id == InvoiceLineItem.subscription_id)
+        .where(
+            InvoiceLineItem.org_id == ctx.org_id,
+            InvoiceLineItem.kind == "usage",
+            Subscription.customer_id == event.customer_id,
+            Price.metric_code == event.metric_code,
+            and_(
+                InvoiceLineItem.period_start <= event.timestamp, InvoiceLineItem.period_end > event.timestamp
+            ),
+        )
+        .limit(1)
+    )
+
+
+def void_event(ctx: Ctx, event_id: str) -> UsageEvent:
+    """Void the event: it stops counting (rollups are rebuilt) and stays listed as ``voided``; its
+    transaction id stays taken. Voiding twice is a no-op. Raises NotFound, PeriodInvoiced (409)."""
+    event = ctx.get(UsageEvent, event_id, for_update=True, label="usage event")
+    if event.status == "voided":
+        return event
+    invoice_id = _invoiced(ctx, event)
+    if invoice_id is not None:
+        raise PeriodInvoiced(
+            f"The period of this event was invoiced on {invoice_id}; issue a credit note on that invoice to "
+            "correct it.",
+            details=[{"field": "id", "code": "period_invoiced", "invoice_id": invoice_id}],
+        )
+    before = event.status
+    event.status, event.reason = "voided", "voided"
+    ctx.session.flush()
+    if before == "billable" and event.customer_id is not None:
+        rebuild_buckets(ctx, {(event.customer_id, event.metric_code, floor_hour(event.timestamp))})
+    record(
+        ctx,
+        action="usage_event.void",
+        object_type="usage_event",
+        object_id=event.id,
+        changes={"status": {"before": before, "after": "voided"}},
+        event_type="usage_event.voided",
+        data=UsageEventView.of(event).payload(),
+    )
+    return event
