@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, select, union
 from sqlalchemy.orm import Session, lazyload
 
 from revflow import failpoints
@@ -39,6 +39,7 @@ from revflow.services.numbering import reserve_numbers
 from revflow.services.price_terms import price_terms
 from revflow.services.recorder import buffered, record
 from revflow.services.views import InvoiceView
+from revflow.storage.bulk import among, insert_new
 from revflow.storage.models import (
     Customer,
     CustomerBalanceTransaction,
@@ -125,13 +126,15 @@ class Batch:
     other without a query. Nothing is flushed until :meth:`finish`.
     """
 
-    def __init__(self, ctx: Ctx, customer_ids: list[str], *, now: datetime, lock: bool = False):
+    def __init__(
+        self, ctx: Ctx, customer_ids: list[str], *, now: datetime, lock: bool = False, attach: bool = True
+    ):
         s = ctx.session
-        self.ctx, self.now = ctx, now
+        self.ctx, self.now, self.attach = ctx, now, attach
         self.org = ctx.get(Organization, ctx.org_id, label="organization")
         query = (
             select(Customer)
-            .where(Customer.org_id == ctx.org_id, Customer.id.in_(customer_ids))
+            .where(Customer.org_id == ctx.org_id, among(s, Customer.id, customer_ids))
             .options(lazyload(Customer.external_ids))
         )
         if lock:
@@ -142,7 +145,7 @@ class Batch:
                 select(Subscription)
                 .where(
                     Subscription.org_id == ctx.org_id,
-                    Subscription.customer_id.in_(customer_ids),
+                    among(s, Subscription.customer_id, customer_ids),
                     Subscription.next_billing_at.is_not(None),
                 )
                 .order_by(Subscription.id)
@@ -168,7 +171,7 @@ class Batch:
                     InvoiceLineItem.period_end,
                 ).where(
                     InvoiceLineItem.org_id == ctx.org_id,
-                    InvoiceLineItem.subscription_id.in_([x.id for x in subs]),
+                    among(s, InvoiceLineItem.subscription_id, [x.id for x in subs]),
                     InvoiceLineItem.billing_period_start >= since,
                 )
             ):
@@ -179,7 +182,7 @@ class Batch:
             select(CustomerBalanceTransaction.customer_id, func.sum(CustomerBalanceTransaction.amount))
             .where(
                 CustomerBalanceTransaction.org_id == ctx.org_id,
-                CustomerBalanceTransaction.customer_id.in_(customer_ids),
+                among(s, CustomerBalanceTransaction.customer_id, customer_ids),
             )
             .group_by(CustomerBalanceTransaction.customer_id)
         ):
@@ -188,7 +191,7 @@ class Batch:
         self.terms: dict[str, list[DiscountTerms]] = {}
         drafts = select(Invoice).where(
             Invoice.org_id == ctx.org_id,
-            Invoice.customer_id.in_(customer_ids),
+            among(s, Invoice.customer_id, customer_ids),
             Invoice.status == InvoiceStatus.DRAFT.value,
             Invoice.auto_finalize_at.is_not(None),
             Invoice.auto_finalize_at <= now,
@@ -218,22 +221,26 @@ class Batch:
         due = [i for i in self.created if i.auto_finalize_at is not None and i.auto_finalize_at <= self.now]
         due += [d for d in self.drafts if d not in due]
         due.sort(key=lambda i: (i.auto_finalize_at or i.created_at, i.id))
+        session = self.ctx.session
         if due:
             first = reserve_numbers(self.ctx, kind="invoice", count=len(due))
-            for offset, inv in enumerate(due):
-                customer = self.customers[inv.customer_id]
-                at = max(inv.auto_finalize_at or inv.created_at, inv.created_at)
-                check_finalizable(inv)
-                self.balances[customer.id] += apply_finalization(
-                    _at(self.ctx, at),
-                    inv,
-                    customer=customer,
-                    org=self.org,
-                    number=first + offset,
-                    credit=self.balances[customer.id],
-                    flush=False,
-                )
-        self.ctx.session.flush()
+            with session.no_autoflush:  # balance transactions wait for their invoices' rows
+                for offset, inv in enumerate(due):
+                    customer = self.customers[inv.customer_id]
+                    at = max(inv.auto_finalize_at or inv.created_at, inv.created_at)
+                    check_finalizable(inv)
+                    self.balances[customer.id] += apply_finalization(
+                        _at(self.ctx, at),
+                        inv,
+                        customer=customer,
+                        org=self.org,
+                        number=first + offset,
+                        credit=self.balances[customer.id],
+                        flush=False,
+                    )
+        # New invoices and lines: multi-row INSERTs, not an ORM flush (ADR 0011).
+        insert_new(session, [o for inv in self.created for o in (inv, *inv.lines)], attach=self.attach)
+        session.flush()
         subs = {sub.id: sub for group in self.subs.values() for sub in group}
         for inv in self.created:
             _check_quote(self.ctx, inv, subs)
@@ -462,7 +469,6 @@ def _make_invoice(
     inv.subtotal, inv.total = totals.subtotal, totals.total
     inv.applied_balance, inv.amount_paid = 0, 0
     inv.amount_due = inv.amount_remaining = max(0, totals.total)
-    ctx.session.add(inv)
     record(
         ctx,
         action="invoice.create",
@@ -646,7 +652,8 @@ def _due_customers(
     """Claim up to ``limit`` customers with a billing point or a finalization due by ``now``.
 
     Candidates come from the ``next_billing_at`` and ``auto_finalize_at`` indexes in due order (a range
-    scan that stops early, whatever the table size); on PostgreSQL they are locked with SKIP LOCKED, so
+    scan that stops early, whatever the table size), in a subquery of the claiming statement (one round
+    trip, no id list shipped back and forth); on PostgreSQL they are locked with SKIP LOCKED, so
     concurrent workers take different customers. When every candidate is taken, a wider window is tried
     once before giving up (the other workers are on it).
     """
@@ -656,29 +663,25 @@ def _due_customers(
     draft_clock = Invoice.test_clock_id.is_(None) if clock_id is None else Invoice.test_clock_id == clock_id
     postgres = session.get_bind().dialect.name == "postgresql"
     for window in (limit * 4, limit * 32):
-        candidates = set(
-            session.scalars(
-                select(Subscription.customer_id)
-                .where(Subscription.next_billing_at <= now, on_clock)
-                .order_by(Subscription.next_billing_at)
-                .limit(window)
-            )
+        due_subs = (
+            select(Subscription.customer_id)
+            .where(Subscription.next_billing_at <= now, on_clock)
+            .order_by(Subscription.next_billing_at)
+            .limit(window)
+            .subquery()
         )
-        candidates |= set(
-            session.scalars(
-                select(Invoice.customer_id)
-                .where(
-                    Invoice.status == InvoiceStatus.DRAFT.value, Invoice.auto_finalize_at <= now, draft_clock
-                )
-                .order_by(Invoice.auto_finalize_at)
-                .limit(window)
-            )
+        due_drafts = (
+            select(Invoice.customer_id)
+            .where(Invoice.status == InvoiceStatus.DRAFT.value, Invoice.auto_finalize_at <= now, draft_clock)
+            .order_by(Invoice.auto_finalize_at)
+            .limit(window)
+            .subquery()
         )
-        candidates -= skip
-        if not candidates:
-            continue
-        stmt = select(Customer.id, Customer.org_id).where(Customer.id.in_(candidates)).order_by(Customer.id)
-        stmt = stmt.limit(limit)
+        candidates = union(select(due_subs.c.customer_id), select(due_drafts.c.customer_id))
+        stmt = select(Customer.id, Customer.org_id).where(Customer.id.in_(candidates))
+        if skip:
+            stmt = stmt.where(Customer.id.not_in(skip))
+        stmt = stmt.order_by(Customer.id).limit(limit)
         if postgres:
             stmt = stmt.with_for_update(skip_locked=True, of=Customer)
         claimed = [(cid, org) for cid, org in session.execute(stmt)]
@@ -738,7 +741,7 @@ def _run_batch(
     for org_id, ids in by_org.items():
         ctx = Ctx(session=session, org_id=org_id, actor=actor, clock=FrozenClock(now))
         with buffered(session):
-            batch = Batch(ctx, ids, now=now)
+            batch = Batch(ctx, ids, now=now, attach=False)
             for customer_id in ids:
                 made += _bill(batch, customer_id)
             batch.finish()
