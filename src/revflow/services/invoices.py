@@ -17,7 +17,7 @@ from revflow.services.customers import balance_of
 from revflow.services.numbering import next_number
 from revflow.services.pagination import Page, paginate
 from revflow.services.recorder import diff, record
-from revflow.services.views import InvoiceView, PaymentView
+from revflow.services.views import InvoiceLineView, InvoiceView, PaymentView
 from revflow.storage.models import (
     Customer,
     CustomerBalanceTransaction,
@@ -116,7 +116,14 @@ def _snapshot(inv: Invoice) -> dict[str, Any]:
 
 
 def _record(
-    ctx: Ctx, inv: Invoice, action: str, before: dict[str, Any], event: str | None, *, flush: bool = True
+    ctx: Ctx,
+    inv: Invoice,
+    action: str,
+    before: dict[str, Any],
+    event: str | None,
+    *,
+    flush: bool = True,
+    lines: list[InvoiceLineView] | None = None,
 ) -> None:
     if flush:
         ctx.session.flush()
@@ -127,7 +134,7 @@ def _record(
         object_id=inv.id,
         changes=diff(before, _snapshot(inv)),
         event_type=event,
-        data=InvoiceView.of(inv).payload(),
+        data=InvoiceView.of(inv, lines=lines).payload(),
     )
 
 
@@ -312,12 +319,15 @@ def apply_finalization(
     number: int,
     credit: int,
     flush: bool = True,
+    lines: list[InvoiceLineView] | None = None,
 ) -> int:
     """Finalize ``inv`` with ``number``, using up to ``credit`` of the customer's balance.
 
     The one place finalization happens (single invoices and billing runs alike). Returns the change of
     the customer's credit balance it caused (negative when credit was used, positive for a negative
     invoice's surplus). The caller has locked the invoice and the customer and reserved ``number``.
+    ``lines`` are the views of the invoice's lines if the caller has them (billing runs built them for
+    the ``invoice.created`` event), reused in the events' payloads.
     """
     before = _snapshot(inv)
     now = ctx.now()
@@ -368,19 +378,22 @@ def apply_finalization(
                 created_at=now,
             )
         )
-    _record(ctx, inv, "invoice.finalize", before, "invoice.finalized", flush=flush)
+    _record(ctx, inv, "invoice.finalize", before, "invoice.finalized", flush=flush, lines=lines)
     if inv.amount_remaining == 0:
-        mark_paid(ctx, inv, now, flush=flush)
+        mark_paid(ctx, inv, now, flush=flush, lines=lines)
     return change
 
 
-def mark_paid(ctx: Ctx, inv: Invoice, at: datetime, *, flush: bool = True) -> None:
-    """Move an open invoice to ``paid`` at ``at`` (audit row and ``invoice.paid`` event)."""
+def mark_paid(
+    ctx: Ctx, inv: Invoice, at: datetime, *, flush: bool = True, lines: list[InvoiceLineView] | None = None
+) -> None:
+    """Move an open invoice to ``paid`` at ``at`` (audit row and ``invoice.paid`` event); ``lines`` as
+    for :func:`apply_finalization`."""
     before = _snapshot(inv)
     ensure_transition(inv.status, InvoiceStatus.PAID)
     inv.status = InvoiceStatus.PAID.value
     inv.paid_at = inv.updated_at = at
-    _record(ctx, inv, "invoice.pay", before, "invoice.paid", flush=flush)
+    _record(ctx, inv, "invoice.pay", before, "invoice.paid", flush=flush, lines=lines)
 
 
 def void_invoice(ctx: Ctx, invoice_id: str) -> Invoice:
