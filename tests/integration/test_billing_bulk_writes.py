@@ -123,6 +123,7 @@ class TestInsertNew:
             assert s.get(Invoice, inv.id) is inv  # persistent, nothing left to flush
             assert not s.new and not s.dirty
             s.commit()
+        assert (inv.description, inv.discount, inv.metadata_) == (None, 0, {})  # readable once detached
         with container.sessions() as s:
             stored = s.get(Invoice, inv.id)
             assert stored is not None

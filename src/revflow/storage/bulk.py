@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, String, Table, any_, insert, inspect, literal
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapper, QueryableAttribute, Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 __all__ = ["among", "insert_new", "row_of", "write_rows"]
 
@@ -69,11 +70,16 @@ def insert_new(session: Session, objects: Sequence[Any], *, attach: bool = False
         _attach(session, objects)
 
 
-def _attach(session: Session, objects: Iterable[Any]) -> None:
-    objs = list(objects)
-    for obj in objs:
+def _attach(session: Session, objects: Sequence[Any]) -> None:
+    for obj in objects:
+        # Attributes never set hold what was written (their defaults), not "expired": the object stays
+        # readable without a query, even after its session closed.
+        for key, _column, fallback in _plan(inspect(obj).mapper):
+            if key not in obj.__dict__:
+                value = fallback(None) if callable(fallback) else fallback
+                set_committed_value(obj, key, value)
         make_transient_to_detached(obj)
-    for obj in objs:
+    for obj in objects:
         session.add(obj)
 
 
