@@ -38,7 +38,7 @@ from revflow.domain.period import Period
 from revflow.domain.subscriptions import Schedule, SubscriptionStatus
 from revflow.services import coupons, quote_matching, usage_source
 from revflow.services.context import SYSTEM, Actor, Ctx
-from revflow.services.invoices import apply_finalization, check_finalizable
+from revflow.services.invoices import apply_finalization, check_finalizable, local_date
 from revflow.services.numbering import reserve_numbers
 from revflow.services.price_terms import price_terms
 from revflow.services.recorder import buffered, record
@@ -456,7 +456,8 @@ def _make_invoice(
         currency=currency,
         collection_method=collection,
         billing_reason=reason,
-        due_date=(at + timedelta(days=days if days is not None else org.default_net_days)).date(),
+        due_date=local_date(at, customer.timezone)
+        + timedelta(days=days if days is not None else org.default_net_days),
         metadata_={},
         created_at=at,
         updated_at=at,

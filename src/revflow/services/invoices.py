@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -37,6 +38,7 @@ __all__ = [
     "delete_line",
     "finalize_invoice",
     "list_invoices",
+    "local_date",
     "mark_paid",
     "mark_uncollectible",
     "pay_out_of_band",
@@ -271,6 +273,11 @@ def delete_draft(ctx: Ctx, invoice_id: str) -> Invoice:
     return inv
 
 
+def local_date(at: datetime, timezone: str) -> date:
+    """The calendar date of instant ``at`` in ``timezone`` (a customer's): due dates count from it."""
+    return at.astimezone(ZoneInfo(timezone)).date()
+
+
 def _customer_snapshot(c: Customer) -> dict[str, Any]:
     return {
         "name": c.name,
@@ -341,7 +348,7 @@ def apply_finalization(
     inv.status = InvoiceStatus.OPEN.value
     inv.finalized_at = inv.updated_at = now
     if inv.due_date is None:
-        inv.due_date = (now + timedelta(days=org.default_net_days)).date()
+        inv.due_date = local_date(now, customer.timezone) + timedelta(days=org.default_net_days)
     inv.customer_snapshot = _customer_snapshot(customer)
     inv.applied_balance = totals.applied_balance
     inv.amount_due = totals.amount_due
