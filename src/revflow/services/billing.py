@@ -388,6 +388,9 @@ def _advance(ctx: Ctx, sub: Subscription, at: datetime) -> None:
     """Move the subscription past billing point ``at``: status, current period, next billing point."""
     sched = schedule_of(sub)
     before = sub.status
+    if sub.plan_change_at is not None and sub.plan_change_at <= at:  # a scheduled plan change is due
+        sub.plan_id, sub.plan_version_id = sub.scheduled_plan_id, sub.scheduled_plan_version_id
+        sub.scheduled_plan_id = sub.scheduled_plan_version_id = sub.plan_change_at = None
     if sub.cancel_at is not None and sub.cancel_at <= at:
         final = (
             SubscriptionStatus.ENDED
