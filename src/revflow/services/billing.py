@@ -113,9 +113,9 @@ def schedule_of(sub: Subscription) -> Schedule:
     )
 
 
-def _segments(sub: Subscription, prices: dict[str, Price]) -> list[Segment]:
+def _segments(sub: Subscription, batch: Batch) -> list[Segment]:
     return [
-        Segment(charge_of(prices[it.price_id]), it.quantity, it.bill_start, it.bill_end)
+        Segment(batch.charge(it.price_id), it.quantity, it.bill_start, it.bill_end)
         for it in sub.items
         if it.bill_end is None or it.bill_end > it.bill_start
     ]
@@ -202,6 +202,7 @@ class Batch:
         )
         self.drafts = list(s.scalars(drafts.with_for_update() if lock else drafts))
         self.created: list[Invoice] = []
+        self._charges: dict[str, Charge] = {}
         #: Views of the new invoices' lines, built once for all their events.
         self.line_views: dict[str, list[InvoiceLineView]] = {}
         #: Customers that really had work (a claim may race a worker that just billed the customer).
@@ -210,6 +211,13 @@ class Batch:
             for cid, group in self.subs.items()
             if any(x.next_billing_at is not None and x.next_billing_at <= now for x in group)
         } | {d.customer_id for d in self.drafts}
+
+    def charge(self, price_id: str) -> Charge:
+        """The price as billing math sees it (built once per batch: every subscription shares it)."""
+        charge = self._charges.get(price_id)
+        if charge is None:
+            charge = self._charges[price_id] = charge_of(self.prices[price_id])
+        return charge
 
     def billed_for(self, sub_id: str, period_start: datetime) -> list[Billed]:
         return self.billed.get((sub_id, period_start), [])
@@ -290,7 +298,7 @@ def lines_at(batch: Batch, sub: Subscription, at: datetime) -> list[LineDraft]:
     ``at`` falls inside a period (a resume, a change billed at once) that period is examined once."""
     sched = schedule_of(sub)
     own = {it.price_id: batch.prices[it.price_id] for it in sub.items}
-    segments = _segments(sub, batch.prices)
+    segments = _segments(sub, batch)
     currency = Currency.of(sub.currency)
     periods: list[Period] = []
     if at > sub.start_at:
@@ -649,7 +657,7 @@ def bill_now(ctx: Ctx, sub: Subscription, *, at: datetime, reason: str) -> Invoi
     ended = sub.ended_at is not None and sub.ended_at <= at
     drafts = diff(
         period=period,
-        segments=_segments(sub, batch.prices),
+        segments=_segments(sub, batch),
         billed=batch.billed_for(sub.id, period.start),
         currency=Currency.of(sub.currency),
         include_advance=True,
