@@ -43,7 +43,7 @@ from revflow.services.numbering import reserve_numbers
 from revflow.services.price_terms import price_terms
 from revflow.services.recorder import buffered, record
 from revflow.services.views import InvoiceLineView, InvoiceView
-from revflow.storage.bulk import among, insert_new
+from revflow.storage.bulk import among, built, insert_new
 from revflow.storage.models import (
     Customer,
     CustomerBalanceTransaction,
@@ -370,7 +370,8 @@ def _line_rows(
         product = products.get(price.product_id) if price is not None else None
         unit = Decimal(d.amount) / d.quantity if d.quantity else Decimal(0)
         rows.append(
-            InvoiceLineItem(
+            built(
+                InvoiceLineItem,
                 id=new_id("il"),
                 org_id=ctx.org_id,
                 description=_describe(d, price, product, sub.timezone)[:500],
@@ -459,7 +460,12 @@ def _make_invoice(
 ) -> Invoice:
     collection = subs[0].collection_method
     days = subs[0].days_until_due
-    inv = Invoice(
+    discount = sum(r.discount_amount for r in rows)
+    totals = compute_totals(line_amounts=[r.amount for r in rows], discount=discount, tax=0)
+    # A new invoice is written by Batch.finish (insert_new), not by the unit of work: it is built, and
+    # its lines set, without change tracking, which would cost more than the rest of the invoice.
+    inv = built(
+        Invoice,
         id=new_id("inv"),
         org_id=ctx.org_id,
         customer_id=customer.id,
@@ -472,8 +478,14 @@ def _make_invoice(
         metadata_={},
         created_at=at,
         updated_at=at,
-        discount=0,
+        subtotal=totals.subtotal,
+        discount=discount,
         tax=0,
+        total=totals.total,
+        applied_balance=0,
+        amount_due=max(0, totals.total),
+        amount_paid=0,
+        amount_remaining=max(0, totals.total),
         pre_payment_credit_notes_amount=0,
         post_payment_credit_notes_amount=0,
         subscription_id=subs[0].id if len({s.id for s in subs}) == 1 else None,
@@ -483,14 +495,7 @@ def _make_invoice(
     for pos, row in enumerate(rows):
         row.invoice_id = inv.id
         row.position = pos
-    # A new invoice is written by Batch.finish (insert_new), not by the unit of work: its lines are set
-    # without change tracking, which would cost more than the rest of the invoice.
     set_committed_value(inv, "lines", rows)
-    inv.discount = sum(r.discount_amount for r in rows)
-    totals = compute_totals(line_amounts=[r.amount for r in rows], discount=inv.discount, tax=0)
-    inv.subtotal, inv.total = totals.subtotal, totals.total
-    inv.applied_balance, inv.amount_paid = 0, 0
-    inv.amount_due = inv.amount_remaining = max(0, totals.total)
     view = InvoiceView.of(inv)
     line_views[inv.id] = view.lines  # reused by the finalization's events
     record(

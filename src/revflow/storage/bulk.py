@@ -12,15 +12,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Connection, String, Table, any_, insert, inspect, literal
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapper, QueryableAttribute, Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-__all__ = ["among", "insert_new", "row_of", "write_rows"]
+__all__ = ["among", "built", "insert_new", "row_of", "write_rows"]
 
+_T = TypeVar("_T")
 _Plan = list[tuple[str, str, Any]]  # (attribute, column, default when the attribute is None)
 _PLANS: dict[Mapper[Any], _Plan] = {}
 
@@ -40,6 +41,15 @@ def _plan(mapper: Mapper[Any]) -> _Plan:
             plan.append((attr.key, col.key, fallback))
         _PLANS[mapper] = plan
     return plan
+
+
+def built(cls: type[_T], **values: Any) -> _T:
+    """A new (transient) ``cls`` holding ``values``, built without per-attribute change events, as
+    the ORM builds loaded objects: about twenty times cheaper than ``cls(**values)``. Meant for rows
+    written by :func:`insert_new`; later assignments are tracked as usual."""
+    obj: _T = inspect(cls).class_manager.new_instance()
+    obj.__dict__.update(values)
+    return obj
 
 
 def row_of(obj: Any) -> dict[str, Any]:
