@@ -16,7 +16,7 @@ from revflow.services import billing, customers, subscriptions
 from revflow.services.context import Actor, Ctx
 from revflow.services.views import InvoiceView
 from revflow.storage.bulk import among, insert_new
-from revflow.storage.models import AuditEvent, Event, Invoice, InvoiceLineItem
+from revflow.storage.models import Alert, AuditEvent, Event, Invoice, InvoiceLineItem, Subscription
 from tests.conftest import Tenant
 from tests.integration.billing_helpers import make_price
 
@@ -78,6 +78,28 @@ class TestBillingRunWrites:
                 created = events["invoice.created"]
                 assert (created["status"], created["number"], created["total"]) == ("draft", None, 3702)
                 assert created["lines"] == events["invoice.finalized"]["lines"]
+
+    def test_a_failing_customer_is_skipped_and_the_others_keep_gapless_numbers(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        at = _due(container, tenant.org_id, 3)
+        with container.sessions() as s:
+            broken = s.scalars(select(Subscription).order_by(Subscription.id)).all()[1]
+            broken.timezone = "Nowhere/Nothing"  # bad data: the whole batch fails, then one by one
+            s.commit()
+
+        stats = billing.run_due(container.sessions, now=at, batch_size=10)
+
+        assert (stats.invoices, stats.errors, stats.failed) == (2, 1, [broken.customer_id])
+        with container.sessions() as s:
+            numbers = sorted(n for n in s.scalars(select(Invoice.number)) if n is not None)
+            assert numbers == ["INV-000001", "INV-000002"]
+            billed = set(s.scalars(select(Invoice.customer_id)))
+            assert broken.customer_id not in billed and len(billed) == 2
+            events = s.scalars(select(Event.type).where(Event.type.like("invoice.%"))).all()
+            assert sorted(events) == ["invoice.created"] * 2 + ["invoice.finalized"] * 2
+            alert = s.scalars(select(Alert).where(Alert.type == "billing_failed")).one()
+            assert alert.object_id == broken.customer_id
 
     def test_a_run_restores_the_garbage_collector_thresholds(
         self, tenant: Tenant, container: Container
