@@ -71,6 +71,12 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and of its finished child processes."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def setup(url: str, n: int) -> tuple[str, datetime]:
     engine = make_engine(url)
     sessions = make_session_factory(engine)
@@ -301,6 +307,7 @@ def main() -> None:
 
         workers = args.workers or (1 if args.sqlite else 2)
         rss_before = peak_rss_mib()
+        cpu0 = cpu_seconds()
         t0 = time.perf_counter()
         if workers == 1:
             stats = billing.run_due(sessions, now=now, batch_size=args.batch_size)
@@ -312,6 +319,7 @@ def main() -> None:
             errors = sum(p[1] for p in parts)
             child_rss = max(p[2] for p in parts)
         wall = time.perf_counter() - t0
+        cpu = cpu_seconds() - cpu0
         with sessions() as s:
             made = s.scalar(select(func.count()).select_from(Invoice).where(Invoice.created_at == now)) or 0
             open_ = (
@@ -380,6 +388,10 @@ def main() -> None:
         print(f"invoices created         {made} ({open_} finalized), {lines_made} lines, {errors} errors")
         print(f"billing run wall time    {wall:.1f} s")
         print(f"invoices per second      {made / wall:.0f}")
+        print(
+            f"billing CPU time         {cpu:.1f} s in the billing process(es), PostgreSQL's not included "
+            "(steadier than wall time on a shared machine)"
+        )
         print(
             f"peak RSS                 {max(peak_rss_mib(), child_rss):.0f} MiB per billing process "
             f"(before the run: {rss_before:.0f} MiB)"

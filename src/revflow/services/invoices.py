@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -18,7 +19,7 @@ from revflow.services.customers import balance_of
 from revflow.services.numbering import next_number
 from revflow.services.pagination import Page, paginate
 from revflow.services.recorder import diff, record
-from revflow.services.views import InvoiceView, PaymentView
+from revflow.services.views import InvoiceLineView, InvoiceView, PaymentView
 from revflow.storage.models import (
     Customer,
     CustomerBalanceTransaction,
@@ -38,6 +39,7 @@ __all__ = [
     "delete_line",
     "finalize_invoice",
     "list_invoices",
+    "local_date",
     "mark_paid",
     "mark_uncollectible",
     "pay_out_of_band",
@@ -117,7 +119,14 @@ def _snapshot(inv: Invoice) -> dict[str, Any]:
 
 
 def _record(
-    ctx: Ctx, inv: Invoice, action: str, before: dict[str, Any], event: str | None, *, flush: bool = True
+    ctx: Ctx,
+    inv: Invoice,
+    action: str,
+    before: dict[str, Any],
+    event: str | None,
+    *,
+    flush: bool = True,
+    lines: list[InvoiceLineView] | None = None,
 ) -> None:
     if flush:
         ctx.session.flush()
@@ -128,7 +137,7 @@ def _record(
         object_id=inv.id,
         changes=diff(before, _snapshot(inv)),
         event_type=event,
-        data=InvoiceView.of(inv).payload(),
+        data=InvoiceView.of(inv, lines=lines).payload(),
     )
 
 
@@ -265,6 +274,11 @@ def delete_draft(ctx: Ctx, invoice_id: str) -> Invoice:
     return inv
 
 
+def local_date(at: datetime, timezone: str) -> date:
+    """The calendar date of instant ``at`` in ``timezone`` (a customer's): due dates count from it."""
+    return at.astimezone(ZoneInfo(timezone)).date()
+
+
 def _customer_snapshot(c: Customer) -> dict[str, Any]:
     return {
         "name": c.name,
@@ -313,12 +327,15 @@ def apply_finalization(
     number: int,
     credit: int,
     flush: bool = True,
+    lines: list[InvoiceLineView] | None = None,
 ) -> int:
     """Finalize ``inv`` with ``number``, using up to ``credit`` of the customer's balance.
 
     The one place finalization happens (single invoices and billing runs alike). Returns the change of
     the customer's credit balance it caused (negative when credit was used, positive for a negative
     invoice's surplus). The caller has locked the invoice and the customer and reserved ``number``.
+    ``lines`` are the views of the invoice's lines if the caller has them (billing runs built them for
+    the ``invoice.created`` event), reused in the events' payloads.
     """
     before = _snapshot(inv)
     now = ctx.now()
@@ -332,7 +349,7 @@ def apply_finalization(
     inv.status = InvoiceStatus.OPEN.value
     inv.finalized_at = inv.updated_at = now
     if inv.due_date is None:
-        inv.due_date = (now + timedelta(days=org.default_net_days)).date()
+        inv.due_date = local_date(now, customer.timezone) + timedelta(days=org.default_net_days)
     inv.customer_snapshot = _customer_snapshot(customer)
     inv.applied_balance = totals.applied_balance
     inv.amount_due = totals.amount_due
@@ -369,9 +386,9 @@ def apply_finalization(
                 created_at=now,
             )
         )
-    _record(ctx, inv, "invoice.finalize", before, "invoice.finalized", flush=flush)
+    _record(ctx, inv, "invoice.finalize", before, "invoice.finalized", flush=flush, lines=lines)
     if inv.amount_remaining == 0:
-        mark_paid(ctx, inv, now, flush=flush)
+        mark_paid(ctx, inv, now, flush=flush, lines=lines)
     elif wants_charge(inv):  # charged by the worker, after this transaction commits
         clock_id = None if inv.test_clock_id else customer.test_clock_id  # API invoices: the customer's clock
         at = clock_now(ctx, clock_id, now)
@@ -379,13 +396,16 @@ def apply_finalization(
     return change
 
 
-def mark_paid(ctx: Ctx, inv: Invoice, at: datetime, *, flush: bool = True) -> None:
-    """Move an open invoice to ``paid`` at ``at`` (audit row and ``invoice.paid`` event)."""
+def mark_paid(
+    ctx: Ctx, inv: Invoice, at: datetime, *, flush: bool = True, lines: list[InvoiceLineView] | None = None
+) -> None:
+    """Move an open invoice to ``paid`` at ``at`` (audit row and ``invoice.paid`` event); ``lines`` as
+    for :func:`apply_finalization`."""
     before = _snapshot(inv)
     ensure_transition(inv.status, InvoiceStatus.PAID)
     inv.status = InvoiceStatus.PAID.value
     inv.paid_at = inv.updated_at = at
-    _record(ctx, inv, "invoice.pay", before, "invoice.paid", flush=flush)
+    _record(ctx, inv, "invoice.pay", before, "invoice.paid", flush=flush, lines=lines)
 
 
 def void_invoice(ctx: Ctx, invoice_id: str) -> Invoice:

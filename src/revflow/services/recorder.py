@@ -6,11 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from revflow.domain.ids import new_id
 from revflow.services.context import Ctx
+from revflow.storage.bulk import write_rows
 from revflow.storage.models import AuditEvent, Event
 
 __all__ = ["buffered", "diff", "insert_rows", "record"]
@@ -80,9 +80,9 @@ def record(
 
 
 def insert_rows(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` in one executemany (pipelined by psycopg on PostgreSQL)."""
-    if rows:
-        session.execute(insert(model), rows)
+    """Insert ``rows`` (keyed by column name) in one set-based write (COPY on PostgreSQL), without ORM
+    bookkeeping or an autoflush."""
+    write_rows(session, model.__table__, rows)
 
 
 @contextmanager

@@ -188,6 +188,8 @@ def _snapshot(sub: Subscription) -> dict[str, Any]:
     return {
         "status": sub.status,
         "plan_version_id": sub.plan_version_id,
+        "scheduled_plan_version_id": sub.scheduled_plan_version_id,
+        "plan_change_at": sub.plan_change_at.isoformat() if sub.plan_change_at else None,
         "items": [
             f"{i.price_id}×{i.quantity}@{i.start_at.isoformat()}" for i in sub.items if i.end_at is None
         ],
@@ -430,10 +432,19 @@ def change_subscription(
     at = now if effective == "now" else period.end
     bill_at = period.end if (proration_behavior == "none" or effective == "period_end") else at
     _replace_recurring(ctx, sub, specs, at=at, bill_at=bill_at)
+    # The plan after this change (a quantity change keeps the plan in effect); any change replaces a
+    # change scheduled earlier, as _replace_recurring replaces its items.
+    after: tuple[str | None, str | None] = (sub.plan_id, sub.plan_version_id)
     if plan is not None and version is not None:
-        sub.plan_id, sub.plan_version_id = plan.id, version.id
+        after = (plan.id, version.id)
     elif items is not None:
-        sub.plan_id = sub.plan_version_id = None
+        after = (None, None)
+    sub.scheduled_plan_id = sub.scheduled_plan_version_id = sub.plan_change_at = None
+    if effective == "now":
+        sub.plan_id, sub.plan_version_id = after
+    elif after != (sub.plan_id, sub.plan_version_id):  # the plan switches with the prices, at period end
+        sub.scheduled_plan_id, sub.scheduled_plan_version_id = after
+        sub.plan_change_at = at
     sub.updated_at = now
     ctx.session.flush()
     record(

@@ -159,9 +159,13 @@ class InvoiceView(_View):
     updated_at: datetime
 
     @classmethod
-    def of(cls, inv: m.Invoice) -> InvoiceView:
+    def of(cls, inv: m.Invoice, *, lines: list[InvoiceLineView] | None = None) -> InvoiceView:
+        """The view of ``inv``; ``lines`` reuses the views of its lines when the caller built them
+        already (lines never change once an invoice is finalized, nor while it finalizes)."""
         fields = {k: getattr(inv, k) for k in cls.model_fields if k not in {"object", "lines", "metadata"}}
-        return cls(**fields, lines=[InvoiceLineView.of(li) for li in inv.lines], metadata=inv.metadata_)
+        if lines is None:
+            lines = [InvoiceLineView.of(li) for li in inv.lines]
+        return cls(**fields, lines=lines, metadata=inv.metadata_)
 
 
 class CreditNoteLineView(_View):

@@ -33,8 +33,13 @@ class SubscriptionView(_View):
     id: str
     object: Literal["subscription"] = "subscription"
     customer_id: str
+    #: The plan and version in effect (a change scheduled for the period end shows below until then).
     plan_id: str | None
     plan_version_id: str | None
+    #: A plan change scheduled for ``plan_change_at`` (the period end), or null.
+    scheduled_plan_id: str | None = None
+    scheduled_plan_version_id: str | None = None
+    plan_change_at: datetime | None = None
     status: str
     currency: str
     collection_method: str
@@ -77,6 +82,14 @@ class SubscriptionView(_View):
         later = [it for it in sub.items if it.start_at > when]
         skip = {"object", "items", "scheduled_items", "metadata"}
         fields = {k: getattr(sub, k) for k in cls.model_fields if k not in skip}
+        if sub.plan_change_at is not None and sub.plan_change_at <= when:  # due, not yet billed
+            fields["plan_id"], fields["plan_version_id"] = (
+                sub.scheduled_plan_id,
+                sub.scheduled_plan_version_id,
+            )
+            fields["scheduled_plan_id"] = fields["scheduled_plan_version_id"] = fields["plan_change_at"] = (
+                None
+            )
         return cls(
             **fields,
             items=[SubscriptionItemView.of(i) for i in current],

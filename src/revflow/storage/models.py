@@ -353,6 +353,12 @@ class Subscription(Base):
     customer_id: Mapped[str] = mapped_column(String(40), ForeignKey("customers.id"), index=True)
     plan_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("plans.id"))
     plan_version_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("plan_versions.id"))
+    #: A plan change scheduled for ``plan_change_at`` (a period end): plan and version then (both None
+    #: when the subscription then leaves its plan for custom items). ``plan_id`` / ``plan_version_id``
+    #: stay those in effect until then.
+    scheduled_plan_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("plans.id"))
+    scheduled_plan_version_id: Mapped[str | None] = mapped_column(String(40), ForeignKey("plan_versions.id"))
+    plan_change_at: Mapped[datetime | None]
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(20))
     collection_method: Mapped[str] = mapped_column(String(30), default="charge_automatically")
