@@ -217,6 +217,28 @@ class TestDunning:
         failed_events = [s for t, s in _events(container) if t == "payment_intent.payment_failed"]
         assert failed_events == ["ignored", "ignored"]  # the worker recorded both declines itself
 
+    def test_a_card_renewed_at_stripe_during_dunning_is_retried_at_once(
+        self, tenant: Tenant, container: Container, fake: FakeStripe, client: TestClient
+    ) -> None:
+        cus, _, inv = _subscription(container, tenant, "pm_card_chargeCustomerFail")
+        _cycle(container, fake, client)
+        (pm,) = tenant.get(f"/v1/customers/{cus}/payment_methods").json()["data"]
+        scheduled = tenant.get(f"/v1/invoices/{inv}/collection").json()["next_action_at"]
+
+        fake.update_card(pm["token"], exp_month=7, exp_year=2036)  # the card account updater
+        statuses = _deliver(fake, client)
+        brought_forward = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        _cycle(container, fake, client)
+
+        assert statuses == [200]
+        assert scheduled[:10] == (clock(container).now() + timedelta(days=1)).date().isoformat()
+        (renewed,) = tenant.get(f"/v1/customers/{cus}/payment_methods").json()["data"]
+        assert (renewed["exp_month"], renewed["exp_year"], renewed["is_default"]) == (7, 2036, True)
+        assert brought_forward["next_action_at"] == clock(container).now().isoformat().replace("+00:00", "Z")
+        view = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        assert view["attempts"] == 2  # retried now, not tomorrow (this test card keeps declining)
+        assert [pi["status"] for pi in _intents(fake)] == ["requires_payment_method"] * 2
+
     def test_authentication_required_is_dunned_like_a_soft_decline(
         self, tenant: Tenant, container: Container, fake: FakeStripe, client: TestClient
     ) -> None:
