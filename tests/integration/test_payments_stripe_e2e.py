@@ -315,6 +315,61 @@ class TestHardDecline:
         assert ("payment_intent.payment_failed", "processed") in _events(container)
 
 
+class TestSendInvoiceReminders:
+    def test_an_overdue_send_invoice_invoice_is_reminded_then_canceled_and_never_charged(
+        self, tenant: Tenant, container: Container, fake: FakeStripe, client: TestClient
+    ) -> None:
+        price = make_price(container, tenant.org_id, flat=3000)
+        plan = make_plan(container, tenant.org_id, "net10", [price])
+        tenant.post(
+            "/v1/dunning_policies",
+            {"name": "Net 10", "retry_days": [3, 7], "final_action": "cancel", "plan_ids": [plan]},
+        )
+        cus = customer(tenant)  # a saved card: still never charged, the customer pays these themselves
+        with container.sessions() as s:
+            s.get_one(Organization, tenant.org_id).invoice_grace_hours = 0
+            ctx = Ctx(session=s, org_id=tenant.org_id, actor=Actor("cli"), clock=container.clock)
+            sub = subscriptions.create_subscription(
+                ctx,
+                customer_id=cus,
+                plan_id=plan,
+                start_at=container.clock.now(),
+                collection_method="send_invoice",
+                days_until_due=10,
+            )
+            s.commit()
+            inv = s.scalars(select(Invoice).where(Invoice.subscription_id == sub.id)).one().id
+        due = datetime.fromisoformat(tenant.get(f"/v1/invoices/{inv}").json()["due_date"])
+        overdue_at = datetime(due.year, due.month, due.day, tzinfo=UTC) + timedelta(days=1)
+        _cycle(container, fake, client)
+
+        _advance(container, fake, overdue_at - clock(container).now() - timedelta(seconds=1))
+        _cycle(container, fake, client)
+        before = tenant.get(f"/v1/invoices/{inv}/collection").json()["status"]
+        _advance(container, fake, timedelta(seconds=1))
+        _cycle(container, fake, client)
+        overdue = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        past_due = _sub_status(container, sub.id)
+        _advance(container, fake, timedelta(days=3))
+        _cycle(container, fake, client)
+        _advance(container, fake, timedelta(days=4))
+        _cycle(container, fake, client)
+
+        assert before == "none"
+        assert (overdue["status"], overdue["mode"], overdue["next_action"]) == (
+            "active",
+            "send_invoice",
+            "remind",
+        )
+        assert past_due == "past_due"
+        done = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        assert (done["status"], done["final_action"], done["attempts"]) == ("exhausted", "cancel", 2)
+        assert _sub_status(container, sub.id) == "canceled"
+        mails = tenant.get("/v1/emails", params={"object_id": inv, "limit": 100}).json()["data"]
+        assert sorted(m["template"] for m in mails) == ["final", "overdue", "overdue"]
+        assert (_intent_posts(fake), _intents(fake), done["payments"]) == (0, [], [])
+
+
 class TestBankDebit:
     def test_an_ach_debit_settles_days_later_through_a_webhook(
         self, tenant: Tenant, container: Container, fake: FakeStripe, client: TestClient
