@@ -437,6 +437,37 @@ class TestRefunds:
         assert [s for t, s in _events(container) if t == "charge.refunded"] == ["ignored", "processed"]
 
 
+class TestChangesMadeAtStripe:
+    def test_a_dispute_flags_the_invoice_and_a_detached_card_stops_being_the_default(
+        self, tenant: Tenant, container: Container, fake: FakeStripe, client: TestClient
+    ) -> None:
+        cus = customer(tenant)
+        inv = open_invoice(tenant, cus)
+        _cycle(container, fake, client)
+        (payment,) = _payments(tenant, inv)
+        (pm,) = tenant.get(f"/v1/customers/{cus}/payment_methods").json()["data"]
+
+        dispute = fake.create_dispute(payment["gateway_ref"], reason="fraudulent")
+        fake.client().v1.payment_methods.detach(pm["token"])
+        statuses = _deliver(fake, client)
+
+        assert statuses == [200, 200]
+        view = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        assert view["disputed"] is True
+        assert tenant.get(f"/v1/payments/{payment['id']}").json()["disputed"] is True
+        alerts = tenant.get("/v1/alerts").json()["data"]
+        assert [(a["type"], a["object_id"]) for a in alerts] == [("payment_disputed", inv)]
+        assert dispute["payment_intent"] == payment["gateway_ref"]
+        assert tenant.get(f"/v1/customers/{cus}/payment_methods").json()["data"] == []
+        with container.sessions() as s:
+            stored = {
+                e.raw_type: e.status
+                for e in s.scalars(select(GatewayEventRecord))
+                if e.raw_type in ("charge.dispute.created", "payment_method.detached")
+            }
+        assert stored == {"charge.dispute.created": "processed", "payment_method.detached": "processed"}
+
+
 class TestWebhookDelivery:
     def test_duplicate_and_out_of_order_events_are_processed_once(
         self, tenant: Tenant, container: Container, fake: FakeStripe, client: TestClient
@@ -485,6 +516,73 @@ class TestWebhookDelivery:
         with container.sessions() as s:
             assert list(s.scalars(select(GatewayEventRecord))) == []
         assert tenant.get(f"/v1/invoices/{inv}").json()["status"] == "paid"
+
+
+class TestUnknownOutcomes:
+    @pytest.mark.parametrize(
+        ("fault", "intents_after_fault"),
+        [("disconnect", 1), ("timeout_before", 0), ("500", 0), ("malformed", 1)],
+    )
+    def test_a_lost_answer_is_resolved_by_asking_stripe_and_charges_once(
+        self,
+        tenant: Tenant,
+        container: Container,
+        fake: FakeStripe,
+        client: TestClient,
+        fault: str,
+        intents_after_fault: int,
+    ) -> None:
+        fake.hang_seconds = 0.2
+        inv = open_invoice(tenant, customer(tenant))
+        fake.fail_next(fault, method="POST", path="/v1/payment_intents")  # type: ignore[arg-type]
+
+        work(container)  # the answer is lost (its webhooks are held back: the janitor alone resolves it)
+        after_fault = ([p["status"] for p in _payments(tenant, inv)], len(_intents(fake)))
+        work(container)
+        resolved = [p["status"] for p in _payments(tenant, inv)]
+        _deliver(fake, client)
+
+        assert after_fault == (["unknown"], intents_after_fault)
+        assert resolved == ["succeeded"]
+        (payment,) = _payments(tenant, inv)
+        (pi,) = _intents(fake)
+        assert (payment["status"], payment["attempt_number"], payment["gateway_ref"]) == (
+            "succeeded",
+            1,
+            pi["id"],
+        )
+        assert tenant.get(f"/v1/invoices/{inv}").json()["status"] == "paid"
+        assert len(fake.objects("charge")) == 1
+        # found by its metadata, or sent again under the same Idempotency-Key when Stripe never did it
+        keys = {
+            r.idempotency_key for r in fake.requests if r.path == "/v1/payment_intents" and r.method == "POST"
+        }
+        assert keys == {f"revflow:{tenant.org_id}:{inv}:attempt:1"}
+        assert _intent_posts(fake) == 1 + (1 - intents_after_fault)
+
+    def test_a_lost_answer_is_settled_by_stripes_webhook_before_the_janitor_asks(
+        self, tenant: Tenant, container: Container, fake: FakeStripe, client: TestClient
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant))
+        fake.fail_next("disconnect", method="POST", path="/v1/payment_intents")
+
+        work(container)
+        lost = [(p["status"], p["gateway_ref"]) for p in _payments(tenant, inv)]
+        _deliver(fake, client)
+        work(container)
+
+        (pi,) = _intents(fake)
+        assert lost == [("unknown", None)]
+        (payment,) = _payments(tenant, inv)
+        assert (payment["status"], payment["gateway_ref"]) == ("succeeded", pi["id"])
+        assert ("payment_intent.succeeded", "processed") in _events(container)  # matched by its metadata
+        assert _intent_posts(fake) == 1
+        janitor = [
+            r
+            for r in fake.requests
+            if r.method == "GET" and r.path == "/v1/payment_intents" and "customer" in r.params
+        ]
+        assert janitor == []  # find_charge was never needed
 
 
 def _worker_process(db_url: str, fake: FakeStripe, secret: str, failpoint: str | None) -> Any:
