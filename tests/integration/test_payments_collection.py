@@ -560,3 +560,28 @@ class TestSendInvoiceReminders:
         )
         assert templates == ["overdue", "recovered"]
         assert sandbox_charges(container) == 0
+
+    def test_a_test_clock_customers_invoice_is_overdue_on_the_clocks_time(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        tc = tenant.post("/v1/test_clocks", {"frozen_time": "2030-03-05T00:00:00Z"}).json()
+        cus = tenant.post(
+            "/v1/customers", {"name": "Clocked", "currency": "USD", "test_clock_id": tc["id"]}
+        ).json()["id"]
+        inv = open_invoice(tenant, cus, method="send_invoice")  # due 30 days after finalization
+        due = tenant.get(f"/v1/invoices/{inv}").json()["due_date"]
+        clock(container).advance(timedelta(days=60))  # real time moves; the test clock does not
+        work(container)
+        frozen = tenant.get(f"/v1/invoices/{inv}/collection").json()["status"]
+
+        tenant.post(f"/v1/test_clocks/{tc['id']}/advance", {"frozen_time": "2030-04-01T00:00:00Z"})
+        work(container)
+
+        assert (due, frozen) == ("2030-03-31", "none")
+        view = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        assert (view["status"], view["mode"], view["started_at"]) == (
+            "active",
+            "send_invoice",
+            "2030-04-01T00:00:00Z",
+        )
+        assert (view["next_action"], view["next_action_at"]) == ("remind", "2030-04-02T00:00:00Z")

@@ -661,7 +661,11 @@ def open_overdue(sessions: Callable[[], Session], *, now: datetime, limit: int =
             Invoice.amount_remaining > 0,
             Invoice.due_date.is_not(None),
             no_case,
-            or_(Invoice.test_clock_id.is_not(None), Invoice.due_date < today.date()),
+            or_(
+                Invoice.due_date < today.date(),
+                Invoice.test_clock_id.is_not(None),
+                Invoice.customer_id.in_(select(Customer.id).where(Customer.test_clock_id.is_not(None))),
+            ),
         )
         .order_by(Invoice.due_date, Invoice.id)
         .limit(limit)
@@ -670,7 +674,10 @@ def open_overdue(sessions: Callable[[], Session], *, now: datetime, limit: int =
     opened = 0
     with sessions() as session:
         for inv in session.scalars(stmt):
-            at = _time_of(session, inv.test_clock_id, now)
+            clock_id = inv.test_clock_id or session.scalar(
+                select(Customer.test_clock_id).where(Customer.id == inv.customer_id)
+            )
+            at = _time_of(session, clock_id, now)
             start = overdue_at(_due(inv))
             if at < start:
                 continue
@@ -686,7 +693,7 @@ def open_overdue(sessions: Callable[[], Session], *, now: datetime, limit: int =
                 attempts=1,
                 mode=SEND_INVOICE,
                 started_at=start,
-                test_clock_id=inv.test_clock_id,
+                test_clock_id=clock_id,
                 updated_at=at,
             )
             case.policy_id = case.policy.get("policy_id")
