@@ -20,11 +20,12 @@ from tests.conftest import Tenant
 T0 = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
 
 
-def frozen_container(db_url: str, **settings: Any) -> Iterator[Container]:
-    """A container whose clock the test moves; leases of 0 s so the janitor resolves at once."""
+def frozen_container(db_url: str, *, at: datetime = T0, **settings: Any) -> Iterator[Container]:
+    """A container whose clock the test moves (starting at ``at``); leases of 0 s so the janitor resolves
+    at once."""
     c = build(
         Settings(database_url=db_url, payment_lease_seconds=0, **settings),
-        clock=FrozenClock(T0),
+        clock=FrozenClock(at),
         auto_migrate=False,
     )
     yield c

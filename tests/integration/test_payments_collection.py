@@ -461,3 +461,127 @@ class TestAuthenticationRequired:
             False,
         )
         assert [p["status"] for p in view["payments"]] == ["requires_action", "pending"]
+
+
+def _send_invoice_subscription(
+    container: Container, t: Tenant, *, token: str | None = "pm_card_visa", policy: dict[str, object]
+) -> tuple[str, str, str]:
+    """A customer (with ``token`` saved) on a 30.00 plan billed by ``send_invoice`` with 10 days to pay,
+    governed by ``policy``; returns (customer, subscription, first invoice)."""
+    price = make_price(container, t.org_id, flat=3000)
+    plan = make_plan(container, t.org_id, "net10", [price])
+    r = t.post("/v1/dunning_policies", {"name": "Net 10", "plan_ids": [plan], **policy})
+    assert r.status_code == 201, r.text
+    cus = customer(t, token=token)
+    with container.sessions() as s:
+        s.get_one(Organization, t.org_id).invoice_grace_hours = 0
+        ctx = Ctx(session=s, org_id=t.org_id, actor=Actor("cli"), clock=container.clock)
+        sub = subscriptions.create_subscription(
+            ctx,
+            customer_id=cus,
+            plan_id=plan,
+            start_at=container.clock.now(),
+            collection_method="send_invoice",
+            days_until_due=10,
+        )
+        s.commit()
+    return cus, sub.id, _invoice_of(container, sub.id).id
+
+
+class TestSendInvoiceReminders:
+    def test_an_unpaid_send_invoice_invoice_is_reminded_from_its_due_date_then_the_final_action(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        _, sub, inv = _send_invoice_subscription(
+            container, tenant, policy={"retry_days": [3, 7], "final_action": "cancel"}
+        )
+        work(container)
+        clock(container).advance(timedelta(days=10, hours=11))  # 2030-03-11 23:00, the due date
+        work(container)
+        on_due_date = (tenant.get(f"/v1/invoices/{inv}/collection").json(), _sub_status(container, sub))
+        clock(container).advance(timedelta(hours=1))  # the due date is over
+        work(container)
+        overdue = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        overdue_status = _sub_status(container, sub)
+        clock(container).advance(timedelta(days=3))
+        work(container)
+        reminded = tenant.get(f"/v1/invoices/{inv}/collection").json()
+
+        clock(container).advance(timedelta(days=4))
+        work(container)
+
+        assert tenant.get(f"/v1/invoices/{inv}").json()["due_date"] == "2030-03-11"
+        assert (on_due_date[0]["status"], on_due_date[1]) == ("none", "active")
+        assert (overdue["status"], overdue["mode"], overdue["attempts"]) == ("active", "send_invoice", 1)
+        assert (overdue["next_action"], overdue["next_action_at"]) == ("remind", "2030-03-15T00:00:00Z")
+        assert [d[:10] for d in overdue["schedule"]] == ["2030-03-15", "2030-03-19"]
+        assert overdue_status == "past_due"
+        assert (reminded["attempts"], reminded["next_action"]) == (2, "final_action")
+        done = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        assert (done["status"], done["final_action"], done["payments"]) == ("exhausted", "cancel", [])
+        assert _sub_status(container, sub) == "canceled"
+        mails = tenant.get("/v1/emails", params={"object_id": inv, "limit": 100}).json()["data"]
+        assert sorted((m["template"], m["status"]) for m in mails) == [
+            ("final", "stored"),
+            ("overdue", "stored"),
+            ("overdue", "stored"),
+        ]
+        first = min((m for m in mails if m["template"] == "overdue"), key=lambda m: m["created_at"])
+        assert "was due on 2030-03-11" in first["body"] and "before 2030-03-15" in first["body"]
+        final = next(m for m in mails if m["template"] == "final")
+        assert "still unpaid 8 days after its due date" in final["body"]
+        assert sandbox_charges(container) == 0
+
+    def test_paying_by_hand_during_reminders_recovers_and_a_new_card_charges_nothing(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        cus, sub, inv = _send_invoice_subscription(
+            container, tenant, token=None, policy={"retry_days": [3, 7], "final_action": "mark_uncollectible"}
+        )
+        clock(container).advance(timedelta(days=11, hours=12))
+        work(container)
+        card = tenant.post(f"/v1/customers/{cus}/payment_methods", {"token": "pm_card_visa"})
+        work(container)
+        after_card = tenant.get(f"/v1/invoices/{inv}/collection").json()
+
+        paid = tenant.post(f"/v1/invoices/{inv}/payments", {"method": "bank_transfer"})
+        work(container)
+        clock(container).advance(timedelta(days=10))
+        work(container)
+
+        assert card.status_code == 201
+        assert (after_card["status"], after_card["payments"]) == ("active", [])
+        assert paid.status_code == 201, paid.text
+        view = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        assert (view["status"], view["invoice_status"]) == ("recovered", "paid")
+        assert _sub_status(container, sub) == "active"
+        templates = sorted(
+            m["template"] for m in tenant.get("/v1/emails", params={"object_id": inv}).json()["data"]
+        )
+        assert templates == ["overdue", "recovered"]
+        assert sandbox_charges(container) == 0
+
+    def test_a_test_clock_customers_invoice_is_overdue_on_the_clocks_time(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        tc = tenant.post("/v1/test_clocks", {"frozen_time": "2030-03-05T00:00:00Z"}).json()
+        cus = tenant.post(
+            "/v1/customers", {"name": "Clocked", "currency": "USD", "test_clock_id": tc["id"]}
+        ).json()["id"]
+        inv = open_invoice(tenant, cus, method="send_invoice")  # due 30 days after finalization
+        due = tenant.get(f"/v1/invoices/{inv}").json()["due_date"]
+        clock(container).advance(timedelta(days=60))  # real time moves; the test clock does not
+        work(container)
+        frozen = tenant.get(f"/v1/invoices/{inv}/collection").json()["status"]
+
+        tenant.post(f"/v1/test_clocks/{tc['id']}/advance", {"frozen_time": "2030-04-01T00:00:00Z"})
+        work(container)
+
+        assert (due, frozen) == ("2030-03-31", "none")
+        view = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        assert (view["status"], view["mode"], view["started_at"]) == (
+            "active",
+            "send_invoice",
+            "2030-04-01T00:00:00Z",
+        )
+        assert (view["next_action"], view["next_action_at"]) == ("remind", "2030-04-02T00:00:00Z")

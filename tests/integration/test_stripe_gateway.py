@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator
@@ -452,6 +453,32 @@ class TestWebhooks:
         assert (failed.charge.failure_code, failed.charge.hard_decline) == ("account_closed", True)
         assert failed.charge.payment_method_type == "us_bank_account"  # from last_payment_error
         assert gw.retrieve_charge(bad.gateway_ref).status == "failed"
+
+    def test_a_charge_naming_its_method_type_makes_every_event_name_it(
+        self, fake: FakeStripe, gw: StripeGateway
+    ) -> None:
+        customer = _customer(gw)
+        untyped = gw.charge(_request(customer, "pm_usBankAccount", key="u-1"))
+        typed = gw.charge(
+            dataclasses.replace(
+                _request(customer, "pm_usBankAccount", key="t-1"), payment_method_type="us_bank_account"
+            )
+        )
+        assert untyped.gateway_ref is not None and typed.gateway_ref is not None
+        fake.settle_ach(untyped.gateway_ref)
+        fake.settle_ach(typed.gateway_ref)
+
+        events = {
+            e.object_ref: e
+            for e in map(lambda ev: gw.parse_webhook(*fake.sign(ev["id"])), fake.events())
+            if e.type == "payment.succeeded"
+        }
+
+        # Stripe's event carries the PaymentIntent with its payment method unexpanded: only a PaymentIntent
+        # confined to one method type tells the receiver it was a bank debit.
+        assert events[untyped.gateway_ref].charge.payment_method_type is None  # type: ignore[union-attr]
+        assert events[typed.gateway_ref].charge.payment_method_type == "us_bank_account"  # type: ignore[union-attr]
+        assert fake.get(typed.gateway_ref)["payment_method_types"] == ["us_bank_account"]  # type: ignore[index]
 
     def test_refund_and_dispute_events(self, fake: FakeStripe, gw: StripeGateway) -> None:
         customer = _customer(gw)

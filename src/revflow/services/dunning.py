@@ -13,13 +13,17 @@ Rules (ADR 0018):
   method until the last retry day, then takes the final action.
 - While dunning the subscription is ``past_due``; a payment makes it ``active`` again.
 - A new or newly default payment method triggers an immediate retry of every active case of the customer.
-- Every step can queue a templated email (``retry``, ``ach_failed``, ``final``, ``recovered``).
+- A ``send_invoice`` invoice is never charged: once its due date has passed unpaid (00:00 UTC the day
+  after, or on its test clock) a ``send_invoice`` case opens with an ``overdue`` email and the subscription
+  ``past_due``; further ``overdue`` reminders follow ``retry_days`` after that moment, and the last
+  scheduled day (bounded by ``max_attempts`` steps) takes the final action instead (ADR 0020).
+- Every step can queue a templated email (``retry``, ``ach_failed``, ``overdue``, ``final``, ``recovered``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -44,6 +48,7 @@ from revflow.storage.payment_models import DunningAssignment, DunningCase, Dunni
 __all__ = [
     "BUILT_IN",
     "FINAL_ACTIONS",
+    "SEND_INVOICE",
     "assignments_of",
     "collection_of",
     "create_policy",
@@ -51,6 +56,8 @@ __all__ = [
     "on_failure",
     "on_payment_method_updated",
     "on_success",
+    "open_overdue",
+    "overdue_at",
     "resolve_policy",
     "run_deadlines",
     "update_policy",
@@ -59,6 +66,8 @@ __all__ = [
 log = structlog.get_logger("revflow.dunning")
 
 FINAL_ACTIONS = ("cancel", "pause", "mark_uncollectible")
+#: The mode of a case about an overdue ``send_invoice`` invoice: reminders, no charges.
+SEND_INVOICE = "send_invoice"
 BUILT_IN: dict[str, Any] = {
     "policy_id": None,
     "name": "Built-in",
@@ -309,6 +318,7 @@ def _email(ctx: Ctx, case: DunningCase, inv: Invoice, template: str, step: str, 
         "max_attempts": case.policy.get("max_attempts"),
         "final_action": case.policy.get("final_action"),
         "final_action_text": _FINAL_TEXT.get(str(case.policy.get("final_action")), ""),
+        "mode": case.mode,
         **extra,
     }
     emails.queue_email(
@@ -368,8 +378,8 @@ def on_failure(ctx: Ctx, inv: Invoice, p: Payment, *, at: datetime) -> DunningCa
         )
         case.policy_id = case.policy.get("policy_id")
         ctx.session.add(case)
-    elif case.status != "active":
-        return case
+    elif case.status != "active" or case.mode == SEND_INVOICE:
+        return case  # a failed manual charge of an overdue send_invoice invoice keeps its reminders
     case.attempts = max(case.attempts + 1, p.attempt_number or 0)
     case.last_failure_code = p.decline_code or p.failure_code
     case.updated_at = at
@@ -462,7 +472,8 @@ def _final(ctx: Ctx, case: DunningCase, inv: Invoice, *, at: datetime, why: str)
     elif (action == "mark_uncollectible" or sub is None) and inv.status == "open":
         invoices.mark_uncollectible(ctx, inv.id)
     log.info("dunning_final_action", invoice=inv.id, action=action, why=why)
-    _email(ctx, case, inv, "final", "final", why=why)
+    extra = _overdue(case, inv, at) if case.mode == SEND_INVOICE else {}
+    _email(ctx, case, inv, "final", "final", why=why, **extra)
 
 
 def on_success(ctx: Ctx, inv: Invoice, *, at: datetime) -> None:
@@ -491,7 +502,11 @@ def on_payment_method_updated(ctx: Ctx, customer_id: str, *, at: datetime) -> li
     invoices retried."""
     retried: list[str] = []
     for case in ctx.session.scalars(
-        select(DunningCase).where(DunningCase.customer_id == customer_id, DunningCase.status == "active")
+        select(DunningCase).where(
+            DunningCase.customer_id == customer_id,
+            DunningCase.status == "active",
+            DunningCase.mode != SEND_INVOICE,  # the customer pays those themselves: never charged
+        )
     ):
         # Lock order everywhere: the invoice's payment rows, then the invoice (as the worker's claim does).
         pending = ctx.session.scalar(
@@ -554,7 +569,7 @@ def run_deadlines(sessions: Callable[[], Session], *, now: datetime) -> int:
                     DunningCase.status == "active",
                     or_(
                         and_(
-                            DunningCase.next_action == "final_action",
+                            DunningCase.next_action.in_(("final_action", "remind")),
                             or_(
                                 and_(DunningCase.test_clock_id.is_(None), DunningCase.next_action_at <= now),
                                 and_(
@@ -581,11 +596,127 @@ def run_deadlines(sessions: Callable[[], Session], *, now: datetime) -> int:
             elif inv.status == "void":
                 case.status, case.ended_at, case.updated_at = "closed", at, at
                 case.next_action = case.next_action_at = None
+            elif case.next_action == "remind":
+                case.attempts += 1
+                _email(ctx, case, inv, "overdue", f"overdue:{case.attempts}", **_overdue(case, inv, at))
+                _next_reminder(ctx, case, inv, at=at)
+            elif case.mode == SEND_INVOICE:
+                late = (at.date() - _due(inv)).days
+                _final(ctx, case, inv, at=at, why=f"unpaid {late} days after its due date")
             else:
                 _final(ctx, case, inv, at=at, why="no new payment method after a returned bank debit")
             changed += 1
         session.commit()
+    changed += open_overdue(sessions, now=now)
     return changed
+
+
+# --- send_invoice invoices past their due date ----------------------------------------------------------
+
+
+def _due(inv: Invoice) -> date:
+    assert inv.due_date is not None
+    return inv.due_date
+
+
+def overdue_at(due: date) -> datetime:
+    """When an invoice due on ``due`` becomes overdue: once that day is over (UTC)."""
+    return datetime.combine(due + timedelta(days=1), time.min, tzinfo=UTC)
+
+
+def _overdue(case: DunningCase, inv: Invoice, at: datetime) -> dict[str, Any]:
+    return {
+        "due_date": _due(inv).isoformat(),
+        "days_overdue": (at.date() - _due(inv)).days,
+        "next_reminder": case.next_action_at.date().isoformat() if case.next_action_at else None,
+    }
+
+
+def _next_reminder(ctx: Ctx, case: DunningCase, inv: Invoice, *, at: datetime) -> None:
+    """Schedule the step after reminder ``case.attempts``: another reminder on the next retry day, or the
+    final action on the last one (``max_attempts`` steps in all, the first overdue notice included)."""
+    days: list[int] = list(case.policy.get("retry_days") or [])
+    steps = min(len(days), int(case.policy.get("max_attempts") or 1) - 1)
+    index = case.attempts - 1
+    if index >= steps:
+        _final(ctx, case, inv, at=at, why="unpaid after its due date")
+        return
+    case.next_action = "final_action" if index == steps - 1 else "remind"
+    case.next_action_at = max(case.started_at + timedelta(days=days[index]), at)
+    case.updated_at = at
+
+
+def open_overdue(sessions: Callable[[], Session], *, now: datetime, limit: int = 200) -> int:
+    """Open a ``send_invoice`` case for every open ``send_invoice`` invoice whose due date has passed
+    (on its test clock, if any) and that has no case yet: ``overdue`` email, subscription ``past_due``,
+    next reminder scheduled. Returns how many were opened. Safe in several workers at once (SKIP LOCKED,
+    and one case per invoice)."""
+    no_case = ~select(DunningCase.id).where(DunningCase.invoice_id == Invoice.id).exists()
+    today = overdue_at(now.date()) - timedelta(days=1)
+    stmt = (
+        select(Invoice)
+        .where(
+            Invoice.status == "open",
+            Invoice.collection_method == "send_invoice",
+            Invoice.amount_remaining > 0,
+            Invoice.due_date.is_not(None),
+            no_case,
+            or_(
+                Invoice.due_date < today.date(),
+                Invoice.test_clock_id.is_not(None),
+                Invoice.customer_id.in_(select(Customer.id).where(Customer.test_clock_id.is_not(None))),
+            ),
+        )
+        .order_by(Invoice.due_date, Invoice.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    opened = 0
+    with sessions() as session:
+        for inv in session.scalars(stmt):
+            clock_id = inv.test_clock_id or session.scalar(
+                select(Customer.test_clock_id).where(Customer.id == inv.customer_id)
+            )
+            at = _time_of(session, clock_id, now)
+            start = overdue_at(_due(inv))
+            if at < start:
+                continue
+            ctx = Ctx(session=session, org_id=inv.org_id, actor=SYSTEM, clock=_At(at))
+            case = DunningCase(
+                id=new_id("dun"),
+                org_id=inv.org_id,
+                invoice_id=inv.id,
+                customer_id=inv.customer_id,
+                subscription_id=inv.subscription_id,
+                policy=resolve_policy(ctx, inv),
+                status="active",
+                attempts=1,
+                mode=SEND_INVOICE,
+                started_at=start,
+                test_clock_id=clock_id,
+                updated_at=at,
+            )
+            case.policy_id = case.policy.get("policy_id")
+            session.add(case)
+            _set_sub_status(
+                ctx, inv.subscription_id, SubscriptionStatus.PAST_DUE, only_from=("active", "trialing")
+            )
+            _next_reminder(ctx, case, inv, at=at)
+            if case.status == "active":
+                _email(ctx, case, inv, "overdue", "overdue:1", **_overdue(case, inv, at))
+            session.flush()
+            record(
+                ctx,
+                action="dunning.overdue",
+                object_type="invoice",
+                object_id=inv.id,
+                changes={"attempts": case.attempts, "next_action": case.next_action, "status": case.status},
+                event_type="invoice.overdue",
+                data={"invoice_id": inv.id, "due_date": _due(inv).isoformat(), "dunning_status": case.status},
+            )
+            opened += 1
+        session.commit()
+    return opened
 
 
 def collection_of(ctx: Ctx, invoice_id: str) -> DunningView:
@@ -597,7 +728,7 @@ def collection_of(ctx: Ctx, invoice_id: str) -> DunningView:
         key=lambda p: (p.attempt_number is None, p.attempt_number or 0, p.created_at),
     )
     schedule: list[datetime] = []
-    if case is not None and case.status == "active" and case.mode == "card":
+    if case is not None and case.status == "active" and case.mode in ("card", SEND_INVOICE):
         days = list(case.policy.get("retry_days") or [])
         last = int(case.policy.get("max_attempts") or 1) - 1
         schedule = [case.started_at + timedelta(days=d) for d in days[case.attempts - 1 : last]]

@@ -50,12 +50,22 @@ DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
             "We do not debit the account again: please add a new payment method by {{ deadline }}.\n"
         ),
     },
+    "overdue": {
+        "subject": "Invoice {{ invoice.number }} is overdue",
+        "body": (
+            "Hello {{ customer.name }},\n\n"
+            "Invoice {{ invoice.number }} for {{ amount }} was due on {{ due_date }} and is still unpaid.\n"
+            "{% if next_reminder %}Please pay it before {{ next_reminder }}.\n{% endif %}"
+        ),
+    },
     "final": {
         "subject": "Invoice {{ invoice.number }} remains unpaid",
         "body": (
             "Hello {{ customer.name }},\n\n"
-            "We could not collect {{ amount }} for invoice {{ invoice.number }}"
-            " after {{ attempt }} attempts.\n"
+            "{% if mode == 'send_invoice' %}Invoice {{ invoice.number }} for {{ amount }} is still unpaid"
+            " {{ days_overdue }} days after its due date.\n"
+            "{% else %}We could not collect {{ amount }} for invoice {{ invoice.number }}"
+            " after {{ attempt }} attempts.\n{% endif %}"
             "{{ final_action_text }}\n"
         ),
     },

@@ -226,10 +226,18 @@ def list_methods(ctx: Ctx, customer_id: str) -> list[PaymentMethod]:
 def sync_from_gateway(
     ctx: Ctx, pm: PaymentMethod, info: PaymentMethodInfo | None, *, detached: bool, at: datetime
 ) -> None:
-    """Apply a gateway payment_method.* event (updated expiry, detached elsewhere)."""
+    """Apply a gateway payment_method.* event (updated expiry, detached elsewhere).
+
+    A new expiry on the customer's default method (the card account updater, or the customer updating
+    the card at the gateway) is a payment method update: the customer's dunning cases are retried at once,
+    as when a method is attached through the API."""
+    before = (pm.exp_month, pm.exp_year, pm.last4)
     if info is not None:
         _describe(pm, info)
     if detached and pm.status == "active":
         pm.status, pm.is_default, pm.detached_at = "detached", False, at
     pm.updated_at = at
     _record(ctx, pm, "payment_method.sync", "payment_method.updated")
+    renewed = info is not None and (pm.exp_month, pm.exp_year, pm.last4) != before
+    if renewed and pm.status == "active" and pm.is_default:
+        dunning.on_payment_method_updated(ctx, pm.customer_id, at=at)

@@ -319,6 +319,7 @@ def _claim_one(
         idempotency_key=p.idempotency_key or "",
         description=f"Invoice {p.invoice_id}",
         metadata=metadata,
+        payment_method_type=p.method,
     )
     return _Claim(p.id, p.org_id, resolving, request)
 

@@ -191,6 +191,9 @@ class ChargeRequest:
     idempotency_key: str
     description: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)  # carries revflow_invoice_id, revflow_payment_id
+    #: The saved method's type ("card" | "us_bank_account"); lets the gateway confine the charge to it, so
+    #: its events name the type even when they do not carry the method itself (Stripe's ACH settlement).
+    payment_method_type: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

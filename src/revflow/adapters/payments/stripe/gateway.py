@@ -151,7 +151,11 @@ class StripeGateway:
             "currency": request.currency.lower(),
             "customer": request.customer_ref,
             "payment_method": request.payment_method,
-            "allowed_payment_method_types": list(_CHARGE_METHOD_TYPES),
+            # The saved method's own type when known: then every event of the PaymentIntent (ACH
+            # settlement days later included) says which kind of payment it was.
+            "allowed_payment_method_types": [request.payment_method_type]
+            if request.payment_method_type in _CHARGE_METHOD_TYPES
+            else list(_CHARGE_METHOD_TYPES),
             "confirm": True,
             "off_session": True,
             "metadata": {**request.metadata, IDEMPOTENCY_METADATA_KEY: request.idempotency_key},
