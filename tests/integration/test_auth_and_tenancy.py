@@ -203,6 +203,15 @@ def _seed(t: Tenant) -> dict[str, str]:
             "external_id": "D-1",
         },
     ).json()
+    integration = t.post(  # the worker does not run here: nothing calls HubSpot
+        "/v1/integrations",
+        {
+            "system": "hubspot",
+            "credentials": {"access_token": "pat-na1-seed", "client_secret": "seed"},
+            "owner": "revops@example.com",
+            "description": "Seeded",
+        },
+    ).json()
     container: Container = cast(FastAPI, t.http.app).state.container
     with container.sessions() as s:  # an alert as a quote check records one, without billing anything
         alert = raise_alert(
@@ -272,6 +281,8 @@ def _seed(t: Tenant) -> dict[str, str]:
         "alert_id": alert.id,
         "endpoint_id": endpoint["id"],
         "mapping_id": mapping["id"],
+        "integration_id": integration["id"],
+        "job_id": t.get("/v1/sync_jobs").json()["data"][0]["id"],
     }
 
 
@@ -308,6 +319,10 @@ def _snapshot(t: Tenant, ids: dict[str, str]) -> dict[str, Any]:
         "webhook_endpoints": t.get("/v1/webhook_endpoints").json(),
         "entity_mapping": t.get(f"/v1/entity_mappings/{ids['mapping_id']}").json(),
         "entity_mappings": t.get("/v1/entity_mappings", params={"limit": 100}).json(),
+        "integration": t.get(f"/v1/integrations/{ids['integration_id']}").json(),
+        "integrations": t.get("/v1/integrations", params={"limit": 100}).json(),
+        "sync_job": t.get(f"/v1/sync_jobs/{ids['job_id']}").json(),
+        "sync_jobs": t.get("/v1/sync_jobs", params={"limit": 100}).json(),
         "subscriptions": t.get("/v1/subscriptions", params={"limit": 100}).json(),
         "payments": t.get("/v1/payments", params={"limit": 100}).json(),
         "credit_notes": t.get("/v1/credit_notes", params={"limit": 100}).json(),
@@ -346,6 +361,7 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"): {"expires_in_hours": 0},
     ("POST", "/v1/events/{event_id}/replay"): {},
     ("PATCH", "/v1/entity_mappings/{mapping_id}"): {"external_id": "hijacked"},
+    ("PATCH", "/v1/integrations/{integration_id}"): {"owner": "mallory", "enabled": False},
 }
 
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
@@ -436,6 +452,8 @@ class TestTenantIsolation:
             ("/v1/webhook_endpoints", {}),
             ("/v1/entity_mappings", {}),
             ("/v1/entity_mappings", {"external_id": "1234"}),
+            ("/v1/integrations", {}),
+            ("/v1/sync_jobs", {}),
         ]
 
         seen: dict[str, set[str]] = {}
