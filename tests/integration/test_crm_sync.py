@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from revflow.bootstrap import Container
+from revflow.services import crm_sync
 from revflow.storage.connector_models import Integration, SyncJob
 from revflow.storage.models import Subscription
 from tests.conftest import Tenant
@@ -392,3 +393,85 @@ def _parse(value: str) -> object:
     from datetime import datetime
 
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _due(container: Container, kind: str) -> None:
+    with container.sessions() as s:
+        for job in s.scalars(select(SyncJob).where(SyncJob.kind == kind)):
+            job.next_run_at = container.clock.now()
+        s.commit()
+
+
+class TestMonitoring:
+    def test_reconciliation_records_each_mismatch_with_both_values_and_resolves_it_when_fixed(
+        self, tenant: Tenant, container: Container, client: TestClient, fake: FakeHubSpot
+    ) -> None:
+        connect_hubspot(tenant, container, fake)
+        ids = plans(container, tenant.org_id)
+        _, sub_id = _subscribe(tenant, ids["pro"])
+        sync_after_fan_out(container)
+        deal_id = _deal_of(tenant, sub_id)
+        _due(container, "reconcile")
+        sync(container)
+        assert alerts(tenant, "crm_discrepancy") == []  # in step after the push
+        fake.edit("deals", deal_id, revflow_mrr="120.00", revflow_status="canceled")  # someone edits by hand
+
+        _due(container, "reconcile")
+        sync(container)
+        found = alerts(tenant, "crm_discrepancy")
+        job = jobs(tenant, kind="reconcile")[0]
+        with container.sessions() as s:  # the fix: Revflow pushes its values again
+            integ = s.scalars(select(Integration)).one()
+            crm_sync.enqueue_job(
+                s,
+                integ,
+                kind="push_subscription",
+                object_type="subscription",
+                object_id=sub_id,
+                now=container.clock.now(),
+            )
+            s.commit()
+        sync(container)
+        _due(container, "reconcile")
+        sync(container)
+        after = {a["details"]["field"]: a["status"] for a in alerts(tenant, "crm_discrepancy")}
+
+        by_field = {a["details"]["field"]: a["details"] for a in found}
+        assert set(by_field) == {"mrr", "status"}
+        assert (by_field["mrr"]["revflow"], by_field["mrr"]["crm"]) == ("99.00", "120.00")
+        assert (by_field["status"]["revflow"], by_field["status"]["crm"]) == ("active", "canceled")
+        assert all(a["object_id"] == sub_id for a in found)
+        assert job["result"]["checked"] == 2 and job["result"]["mismatches"] == 2
+        assert after == {"mrr": "resolved", "status": "resolved"}
+
+    def test_the_flow_map_shows_owner_direction_trigger_last_success_and_error_rate(
+        self, tenant: Tenant, container: Container, client: TestClient, fake: FakeHubSpot
+    ) -> None:
+        integration_id = connect_hubspot(tenant, container, fake)
+        ids = plans(container, tenant.org_id)
+        _, sub_id = _subscribe(tenant, ids["basic"])
+        sync_after_fan_out(container)
+        deal_id = _deal_of(tenant, sub_id)
+        deliver(fake, client)
+        sync(container)
+        fake.edit("deals", deal_id, revflow_plan="platinum")  # fails: unknown plan
+        deliver(fake, client)
+        sync(container)
+
+        r = tenant.get("/v1/integrations/flows")
+        metrics_text = client.get("/metrics").text
+
+        assert r.status_code == 200, r.text
+        [entry] = r.json()["data"]
+        assert entry["integration_id"] == integration_id and entry["owner"] == "revops@example.com"
+        flows = {(f["direction"], f["trigger"], f["external_object"]): f for f in entry["flows"]}
+        push = flows[("outbound", "real-time", "deal")]
+        inbound = flows[("inbound", "real-time", "deal")]
+        poll = flows[("inbound", "schedule", "deal")]
+        assert push["last_success_at"] is not None and push["error_rate"] == 0
+        assert inbound["failed_jobs"] == 1 and 0 < inbound["error_rate"] < 1
+        assert poll["last_success_at"] is not None
+        assert flows[("compare", "schedule", "company, deal")]["sync_job_kinds"] == ["reconcile"]
+        assert 'revflow_sync_jobs{status="failed",system="hubspot"} 1.0' in metrics_text
+        assert 'revflow_alerts_open{type="sync_failed"} 1.0' in metrics_text
+        assert "revflow_sync_jobs_total" in metrics_text

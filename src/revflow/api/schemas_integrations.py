@@ -28,6 +28,8 @@ class IntegrationSettings(_In):
     #: The CRM's stage for a won deal/opportunity (default ``closedwon`` / ``Closed Won``).
     won_stage: Annotated[StrictStr | None, Field(max_length=100)] = None
     lost_stage: Annotated[StrictStr | None, Field(max_length=100)] = None
+    #: Hours between two reconciliations with the CRM (default 24).
+    reconcile_interval_hours: Annotated[int | None, Field(ge=1, le=168)] = None
 
     def given(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)

@@ -38,7 +38,7 @@ from revflow.domain.delivery import RetryPolicy
 from revflow.domain.errors import RevflowError
 from revflow.domain.ids import new_id
 from revflow.domain.money import Currency, round_to_minor
-from revflow.services import customers, emails, entity_mappings, subscriptions
+from revflow.services import crm_reconciliation, customers, emails, entity_mappings, subscriptions
 from revflow.services.alerts import raise_alert
 from revflow.services.context import Actor, Ctx
 from revflow.services.integrations import open_credentials
@@ -83,6 +83,8 @@ EXTERNAL_TYPES = {
     "salesforce": {"customer": "account", "subscription": "opportunity"},
 }
 UNFINISHED = ("pending", "running")
+#: One per integration, re-armed after each run.
+RECURRING = ("poll", "reconcile")
 
 
 class SyncDataError(RevflowError):
@@ -140,7 +142,7 @@ def enqueue_job(
         org_id=integration.org_id,
         integration_id=integration.id,
         kind=kind,
-        direction="inbound" if kind in ("inbound_change", "poll") else "outbound",
+        direction="inbound" if kind in ("inbound_change", "poll", "reconcile") else "outbound",
         object_type=object_type,
         object_id=object_id,
         status="pending",
@@ -357,6 +359,16 @@ def _finish(session: Session, job_id: str, now: datetime, result: dict[str, Any]
     metrics.SYNC_JOBS.labels(row.kind, "succeeded").inc()
 
 
+def _recurring_result(row: SyncJob, now: datetime, result: dict[str, Any]) -> dict[str, Any]:
+    """A recurring job's result: this run's figures plus its run and failure counts and last success."""
+    return {
+        **result,
+        "succeeded_at": now.isoformat(),
+        "runs": int(row.result.get("runs", 0)) + 1,
+        "failures": int(row.result.get("failures", 0)),
+    }
+
+
 def _retry(
     sessions: sessionmaker[Session],
     job: _Job,
@@ -401,7 +413,12 @@ def _fail(
         assert row is not None
         row.status, row.locked_until, row.updated_at, row.finished_at = status, None, now, now
         row.last_error, row.error_code = message[:2000], (code or "error")[:60]
-        if row.kind == "poll":  # the poll is recurring: it fails loudly but runs again later
+        if row.kind in RECURRING:  # recurring jobs fail loudly but run again later
+            row.result = {
+                **row.result,
+                "runs": int(row.result.get("runs", 0)) + 1,
+                "failures": int(row.result.get("failures", 0)) + 1,
+            }
             row.status, row.next_run_at = (
                 "pending",
                 now + timedelta(seconds=int(integ.settings.get("poll_interval_seconds", 300))),
@@ -709,7 +726,9 @@ def _poll(
         row.status, row.locked_until, row.updated_at, row.finished_at = "pending", None, now, now
         row.next_run_at = now if page.has_more else now + interval
         row.attempts, row.last_error, row.error_code = 0, None, None
-        row.result = {"deals": len(page.deals), "companies": len(page.companies), "queued": created}
+        row.result = _recurring_result(
+            row, now, {"deals": len(page.deals), "companies": len(page.companies), "queued": created}
+        )
         metrics.SYNC_JOBS.labels("poll", "succeeded").inc()
         s.commit()
     return {"queued": created}
@@ -741,7 +760,68 @@ def _inbound_change(
     return result
 
 
+def _reconcile(
+    sessions: sessionmaker[Session], integ: Integration, connector: CrmConnector, job: _Job, clock: Clock
+) -> dict[str, Any]:
+    with sessions() as s:
+        busy = set(
+            s.scalars(
+                select(SyncJob.object_id).where(
+                    SyncJob.integration_id == integ.id,
+                    SyncJob.kind.in_(("push_customer", "push_subscription")),
+                    SyncJob.status.in_(UNFINISHED),
+                )
+            )
+        )
+        expected: dict[tuple[str, str, str], dict[str, str]] = {}
+        for object_type, object_id, external_id in crm_reconciliation.mappings(s, integ):
+            if object_id in busy:  # about to be pushed: compared on the next run
+                continue
+            if object_type == "customer":
+                customer = s.get(Customer, object_id)
+                if customer is not None:
+                    company = _company_of(s, integ, customer, clock)
+                    expected[(object_type, object_id, external_id)] = {
+                        **company.properties,
+                        "name": company.name,
+                    }
+            else:
+                sub = s.get(Subscription, object_id)
+                if sub is not None:
+                    expected[(object_type, object_id, external_id)] = billing_fields(
+                        s, sub, _sub_now(s, sub, clock)
+                    )
+    mismatches: list[crm_reconciliation.Mismatch] = []
+    for (object_type, object_id, external_id), fields in expected.items():
+        mismatches += crm_reconciliation.compare(
+            object_type=object_type,
+            object_id=object_id,
+            external_id=external_id,
+            expected=fields,
+            actual=crm_reconciliation.fetch(connector, object_type, external_id),
+            fields=crm_reconciliation.COMPANY_FIELDS
+            if object_type == "customer"
+            else crm_reconciliation.DEAL_FIELDS,
+        )
+    now = clock.now()
+    with sessions() as s:
+        found = crm_reconciliation.record_mismatches(
+            s, integ, mismatches, checked=[k[1] for k in expected], now=now
+        )
+        row = s.get(SyncJob, job.id, with_for_update=True)
+        assert row is not None
+        hours = int(integ.settings.get("reconcile_interval_hours", 24))
+        row.status, row.locked_until, row.updated_at, row.finished_at = "pending", None, now, now
+        row.next_run_at = now + timedelta(hours=hours)
+        row.attempts, row.last_error, row.error_code = 0, None, None
+        row.result = _recurring_result(row, now, {"checked": len(expected), "mismatches": found})
+        metrics.SYNC_JOBS.labels("reconcile", "succeeded").inc()
+        s.commit()
+    return {"checked": len(expected), "mismatches": found}
+
+
 _HANDLERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "reconcile": _reconcile,
     "push_customer": _push_customer,
     "push_subscription": _push_subscription,
     "poll": _poll,

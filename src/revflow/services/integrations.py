@@ -2,12 +2,14 @@
 
 Credentials are write-only: they are sealed with the SecretBox (``REVFLOW_SECRET_KEY``) on the way in and
 opened only to build the adapter (:func:`open_credentials`). Creating an integration also creates its
-recurring ``poll`` sync job, so inbound changes are polled as a fallback to webhooks.
+recurring ``poll`` sync job, so inbound changes are polled as a fallback to webhooks, and its recurring
+``reconcile`` job (Revflow compared with the CRM, see ``crm_reconciliation``).
 """
 
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -46,6 +48,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "customer_success_email": None,
     #: Push customers/subscriptions to the CRM when they change.
     "push": True,
+    #: Hours between two reconciliations (Revflow vs the CRM, every mapped object).
+    "reconcile_interval_hours": 24,
 }
 _PRORATIONS = ("always_invoice", "create_prorations", "none")
 
@@ -88,6 +92,12 @@ def _check_settings(settings: dict[str, Any]) -> dict[str, Any]:
             "poll_interval_seconds must be an integer of at least 10",
             details=[{"field": "settings.poll_interval_seconds", "code": "invalid"}],
         )
+    hours = merged["reconcile_interval_hours"]
+    if not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= 24 * 7:
+        raise InvalidInput(
+            "reconcile_interval_hours must be an integer from 1 to 168",
+            details=[{"field": "settings.reconcile_interval_hours", "code": "invalid"}],
+        )
     return merged
 
 
@@ -121,25 +131,27 @@ def create_integration(
         updated_at=now,
     )
     ctx.session.add(integration)
-    ctx.session.add(
-        SyncJob(
-            id=new_id("sjob"),
-            org_id=ctx.org_id,
-            integration_id=integration.id,
-            kind="poll",
-            direction="inbound",
-            object_type=None,
-            object_id=None,
-            status="pending",
-            attempts=0,
-            next_run_at=now,
-            dedupe_key="poll",
-            payload={},
-            result={},
-            created_at=now,
-            updated_at=now,
+    first_reconcile = now + timedelta(hours=int(integration.settings["reconcile_interval_hours"]))
+    for kind, due in (("poll", now), ("reconcile", first_reconcile)):
+        ctx.session.add(
+            SyncJob(
+                id=new_id("sjob"),
+                org_id=ctx.org_id,
+                integration_id=integration.id,
+                kind=kind,
+                direction="inbound",
+                object_type=None,
+                object_id=None,
+                status="pending",
+                attempts=0,
+                next_run_at=due,
+                dedupe_key=kind,
+                payload={},
+                result={},
+                created_at=now,
+                updated_at=now,
+            )
         )
-    )
     ctx.session.flush()
     record(
         ctx,

@@ -11,6 +11,7 @@ from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, router
 from revflow.api.schemas import ListOf
 from revflow.api.schemas_integrations import IntegrationCreate, IntegrationUpdate
 from revflow.bootstrap import Container
+from revflow.services import flows
 from revflow.services import integrations as svc
 from revflow.services.pagination import paginate
 from revflow.services.views_integrations import IntegrationView, SyncJobView
@@ -60,6 +61,12 @@ def list_integrations(
         ending_before=page.ending_before,
     )
     return envelope("/v1/integrations", [IntegrationView.of(i) for i in result.items], result.has_more)
+
+
+@api.get("/integrations/flows", summary="The data-flow map: objects, direction, trigger, owner, last success")
+def integration_flows(ctx: CtxDep) -> dict[str, Any]:
+    data = flows.integration_flows(ctx.session, org_id=ctx.org_id, now=ctx.now())
+    return {"object": "list", "url": "/v1/integrations/flows", "has_more": False, "data": data}
 
 
 @api.get("/integrations/{integration_id}", response_model=IntegrationView, summary="Retrieve an integration")
