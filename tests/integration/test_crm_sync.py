@@ -475,3 +475,103 @@ class TestMonitoring:
         assert 'revflow_sync_jobs{status="failed",system="hubspot"} 1.0' in metrics_text
         assert 'revflow_alerts_open{type="sync_failed"} 1.0' in metrics_text
         assert "revflow_sync_jobs_total" in metrics_text
+
+
+class TestMoreFaults:
+    def test_a_poll_that_fails_keeps_its_cursor_and_the_next_one_loses_nothing(
+        self, tenant: Tenant, container: Container, fake: FakeHubSpot
+    ) -> None:
+        connect_hubspot(tenant, container, fake)
+        plans(container, tenant.org_id)
+        company = fake.create("companies", {"name": "Umbrella"})
+        fake.create(
+            "deals",
+            {"dealname": "Umbrella Pro", "dealstage": "closedwon", "revflow_plan": "pro"},
+            associate_with=company["id"],
+        )
+        fake.inject_fault("500", times=1, path="/crm/v3/objects/companies/search")
+
+        sync(container)
+        failed_poll = jobs(tenant, kind="poll")[0]
+        _due(container, "poll")
+        sync(container)
+
+        assert failed_poll["status"] == "pending" and failed_poll["cursor"] is None
+        assert failed_poll["last_error"] and failed_poll["attempts"] == 1
+        assert len(tenant.get("/v1/subscriptions").json()["data"]) == 1
+        assert jobs(tenant, kind="poll")[0]["cursor"]
+
+    def test_a_revoked_token_fails_the_push_with_a_clear_error_and_an_alert(
+        self, tenant: Tenant, container: Container, fake: FakeHubSpot
+    ) -> None:
+        integration_id = connect_hubspot(tenant, container, fake)
+        ids = plans(container, tenant.org_id)
+        tenant.patch(
+            f"/v1/integrations/{integration_id}",
+            {"credentials": {"access_token": "pat-na1-revoked", "client_secret": fake.client_secret}},
+        )
+        _, sub_id = _subscribe(tenant, ids["pro"])
+
+        sync_after_fan_out(container)
+
+        failed = [j for j in jobs(tenant, status="failed") if j["kind"] == "push_subscription"]
+        assert len(failed) == 1 and failed[0]["object_id"] == sub_id
+        assert "401" in failed[0]["last_error"] or "authentication" in failed[0]["last_error"].lower()
+        assert fake.objects("companies") == [] and fake.objects("deals") == []
+        assert any(a["details"]["kind"] == "push_subscription" for a in alerts(tenant, "sync_failed"))
+
+    def test_retries_that_never_succeed_end_dead_with_an_alert(
+        self, tenant: Tenant, container: Container, fake: FakeHubSpot
+    ) -> None:
+        connect_hubspot(tenant, container, fake)
+        cus = tenant.post("/v1/customers", {"name": "Hooli", "currency": "USD"}).json()
+        sync(container)
+        fake.inject_fault("500", times=crm_sync.MAX_ATTEMPTS, path="/crm/v3/objects/companies")
+
+        sync_after_fan_out(container)
+        for _ in range(crm_sync.MAX_ATTEMPTS):
+            _due(container, "push_customer")
+            sync(container)
+
+        [job] = jobs(tenant, kind="push_customer")
+        assert job["status"] == "dead" and job["attempts"] == crm_sync.MAX_ATTEMPTS
+        assert job["object_id"] == cus["id"] and "gave up" in job["last_error"]
+        assert [a["object_id"] for a in alerts(tenant, "sync_failed")] == [job["id"]]
+
+    def test_a_signed_body_that_is_not_hubspot_events_is_refused_and_nothing_is_stored(
+        self, tenant: Tenant, container: Container, client: TestClient, fake: FakeHubSpot
+    ) -> None:
+        connect_hubspot(tenant, container, fake)
+        before = jobs(tenant)
+        from tests.fakes.hubspot import sign_v3
+
+        body = b'{"not": "an array"}'
+        headers = sign_v3(body, fake.client_secret, url=HOOK_URL, method="POST")
+
+        r = client.post("/v1/webhooks/hubspot", content=body, headers=headers)
+
+        assert r.status_code == 400 and r.json()["code"] == "malformed_payload"
+        assert jobs(tenant) == before
+
+    def test_webhooks_refused_while_revflow_is_down_are_delivered_again_and_applied_once(
+        self, tenant: Tenant, container: Container, client: TestClient, fake: FakeHubSpot
+    ) -> None:
+        connect_hubspot(tenant, container, fake)
+        ids = plans(container, tenant.org_id)
+        _, sub_id = _subscribe(tenant, ids["basic"])
+        sync_after_fan_out(container)
+        deal_id = _deal_of(tenant, sub_id)
+        deliver(fake, client)
+        sync(container)
+        fake.edit("deals", deal_id, revflow_plan="pro")
+
+        down = [d.status for d in fake.deliver_webhooks(lambda body, headers: 503)]
+        up = deliver(fake, client)
+        again = deliver(fake, client)
+        sync(container)
+
+        changed = [
+            j for j in jobs(tenant, kind="inbound_change") if j["result"].get("action") == "plan_changed"
+        ]
+        assert down == [503] and up == [200] and again == []
+        assert _plan_of(container, sub_id) == ids["pro"] and len(changed) == 1

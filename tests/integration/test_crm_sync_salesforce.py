@@ -144,3 +144,31 @@ class TestSalesforce:
         failed = jobs(tenant, status="failed")
         assert [j["error_code"] for j in failed] == ["unknown_plan"]
         assert len(alerts(tenant, "sync_failed")) == 1
+
+    def test_request_limit_exceeded_and_server_errors_are_retried_and_nothing_is_lost(
+        self, tenant: Tenant, container: Container, fake: FakeSalesforce
+    ) -> None:
+        from revflow.jobs.worker import deliver_events
+
+        _connect(tenant, container, fake)
+        ids = plans(container, tenant.org_id)
+        cus = tenant.post("/v1/customers", {"name": "Acme Corp", "currency": "USD"}).json()
+        tenant.post("/v1/subscriptions", {"customer_id": cus["id"], "plan_id": ids["pro"]})
+        fake.fail_next("REQUEST_LIMIT_EXCEEDED", path="/sobjects/Account")
+        fake.fail_next("503", path="/sobjects/Opportunity")
+
+        deliver_events(container)
+        sync(container)
+        retried = {
+            j["error_code"] for j in jobs(tenant) if j["status"] == "pending" and j["kind"].startswith("push")
+        }
+        with container.sessions() as s:
+            for job in s.scalars(select(SyncJob).where(SyncJob.status == "pending")):
+                job.next_run_at = container.clock.now()
+            s.commit()
+        sync(container)
+
+        assert "rate_limited" in retried
+        assert len(fake.records("Account")) == 1 and len(fake.records("Opportunity")) == 1
+        assert {j["status"] for j in jobs(tenant) if j["kind"].startswith("push")} == {"succeeded"}
+        assert alerts(tenant, "sync_failed") == []
