@@ -49,6 +49,7 @@ from revflow.services.ports import (
     CrmDeal,
     RateLimited,
     SecretBox,
+    SecretUnreadable,
 )
 from revflow.storage.connector_models import Integration, SyncJob
 from revflow.storage.hub_models import EntityMapping
@@ -311,7 +312,8 @@ def _run_one(
         if row is None:
             return "gone"
         integ = s.get(Integration, row.integration_id)
-        assert integ is not None
+        if integ is None:  # deleted since the claim (its jobs go with it)
+            return "gone"
         job = _Job(
             row.id,
             row.org_id,
@@ -327,7 +329,7 @@ def _run_one(
     try:
         connector = factory(integ, open_credentials(box, integ))
         handler = _HANDLERS[job.kind]
-        result = handler(sessions, integ, connector, job, clock)
+        handler(sessions, integ, connector, job, clock)
         status = "succeeded"
     except RateLimited as exc:
         status = _retry(sessions, job, integ, exc, clock, delay=timedelta(seconds=max(exc.retry_after, 1)))
@@ -339,12 +341,16 @@ def _run_one(
             status = _fail(sessions, job, integ, f"{exc.code or 'error'}: {exc}", exc.code, clock)
     except RevflowError as exc:
         status = _fail(sessions, job, integ, exc.message, exc.code, clock)
+    except SecretUnreadable as exc:
+        status = _fail(
+            sessions, job, integ, f"credentials unreadable: {exc}", "credentials_unreadable", clock
+        )
+    except ValueError as exc:  # the vendor's data cannot be read (e.g. a non-numeric amount)
+        status = _fail(sessions, job, integ, str(exc), "unreadable_data", clock)
     except Exception as exc:  # a bug or the database: recorded and retried, never swallowed
         log.exception("sync_job_error", job=job.id)
         delay = RETRY.delay(job.attempts, spread=rng.random())
         status = _retry(sessions, job, integ, exc, clock, delay=delay)
-    else:
-        _ = result
     if connector is not None:
         _check_budget(sessions, integ, connector, clock)
     return status

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from revflow.api.problems import problem
 from revflow.bootstrap import Container
 from revflow.services import crm_sync, integrations
-from revflow.services.ports import CrmWebhookSource, WebhookSignatureError
+from revflow.services.ports import CrmWebhookSource, SecretUnreadable, WebhookSignatureError
 
 __all__ = ["api"]
 
@@ -30,9 +30,11 @@ def _receive(
     with container.sessions() as session:
         candidates = integrations.enabled_integrations(session, system="hubspot")
         for integ in candidates:
-            connector = container.crm_connector(
-                integ, integrations.open_credentials(container.secret_box, integ)
-            )
+            try:
+                credentials = integrations.open_credentials(container.secret_box, integ)
+            except SecretUnreadable:  # sealed with a key no longer configured: cannot be this one
+                continue
+            connector = container.crm_connector(integ, credentials)
             source = cast(CrmWebhookSource, connector)  # HubSpot's adapter is both
             try:
                 changes = source.parse_webhook(payload, headers, method="POST", url=url)
