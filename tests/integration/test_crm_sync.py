@@ -575,3 +575,44 @@ class TestMoreFaults:
         ]
         assert down == [503] and up == [200] and again == []
         assert _plan_of(container, sub_id) == ids["pro"] and len(changed) == 1
+
+
+class TestSeveralWorkers:
+    @pytest.mark.postgres_only
+    def test_two_workers_share_the_jobs_and_run_each_once(
+        self, tenant: Tenant, container: Container, fake: FakeHubSpot
+    ) -> None:
+        import threading
+
+        connect_hubspot(tenant, container, fake)
+        for n in range(12):
+            tenant.post("/v1/customers", {"name": f"Customer {n}", "currency": "USD"})
+        from revflow.jobs.worker import deliver_events
+
+        deliver_events(container)
+        results: list[crm_sync.SyncStats] = []
+
+        def work() -> None:  # small batches, so the two workers' claims interleave
+            results.append(
+                crm_sync.run_due(
+                    container.sessions,
+                    factory=container.crm_connector,
+                    box=container.secret_box,
+                    clock=container.clock,
+                    batch_size=2,
+                    max_rounds=50,
+                )
+            )
+
+        threads = [threading.Thread(target=work) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+        pushes = jobs(tenant, kind="push_customer")
+        creates = [r for r in fake.requests if r.method == "POST" and r.path == "/crm/v3/objects/companies"]
+        assert len(pushes) == 12
+        assert {(j["status"], j["attempts"]) for j in pushes} == {("succeeded", 1)}
+        assert sum(r.claimed for r in results) == 13  # 12 pushes and the first poll, each claimed once
+        assert len(fake.objects("companies")) == 12 and len(creates) == 12
