@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from revflow.adapters.crm.hubspot import HubSpotConnector
+from revflow.adapters.crm.salesforce import SalesforceConnector
 from revflow.adapters.crypto import FernetSecretBox
 from revflow.adapters.email import SmtpEmailSender, StoredEmailSender
 from revflow.adapters.payments import SandboxGateway
@@ -17,10 +19,25 @@ from revflow.adapters.webhooks import HttpWebhookSender
 from revflow.config import Settings
 from revflow.domain.clock import Clock, SystemClock
 from revflow.domain.errors import RevflowError
-from revflow.services.ports import EmailSender, PaymentGateway, PdfRenderer, SecretBox, WebhookSender
+from revflow.services.ports import (
+    CrmConnector,
+    EmailSender,
+    PaymentGateway,
+    PdfRenderer,
+    SecretBox,
+    WebhookSender,
+)
+from revflow.storage.connector_models import Integration
 from revflow.storage.engine import make_engine, make_session_factory, migrate
 
-__all__ = ["ConfigurationError", "Container", "build", "build_email", "build_gateway"]
+__all__ = [
+    "ConfigurationError",
+    "Container",
+    "build",
+    "build_crm_connector",
+    "build_email",
+    "build_gateway",
+]
 
 
 class ConfigurationError(RevflowError):
@@ -41,6 +58,13 @@ class Container:
     webhook_sender: WebhookSender = field(default_factory=HttpWebhookSender)
     secret_box: SecretBox = field(default_factory=lambda: FernetSecretBox(Settings().secret_key))
     _extra_engines: list[Engine] = field(default_factory=list)
+    #: Per CRM system, keyword arguments added to its adapter (tests point ``api_base`` / ``login_url`` and
+    #: ``ca_file`` at the fakes); never settable through the API.
+    crm_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def crm_connector(self, integration: Integration, credentials: dict[str, str]) -> CrmConnector:
+        """The adapter of ``integration`` (the sync jobs' ConnectorFactory)."""
+        return build_crm_connector(integration, credentials, self.crm_overrides.get(integration.system, {}))
 
     def close(self) -> None:
         for extra in self._extra_engines:
@@ -105,6 +129,31 @@ def build_gateway(settings: Settings, engine: Engine, clock: Clock) -> tuple[Pay
         )
         return gateway, None
     raise ConfigurationError(f"unknown payment gateway {settings.payment_gateway!r}")
+
+
+def build_crm_connector(
+    integration: Integration, credentials: dict[str, str], overrides: dict[str, Any] | None = None
+) -> CrmConnector:
+    """The CRM adapter of an integration record, from its opened credentials."""
+    extra = dict(overrides or {})
+    if integration.system == "hubspot":
+        return HubSpotConnector(
+            credentials["access_token"],
+            client_secret=credentials.get("client_secret"),
+            api_base=extra.pop("api_base", None),
+            **extra,
+        )
+    if integration.system == "salesforce":
+        return SalesforceConnector(
+            username=credentials.get("username"),
+            password=credentials.get("password"),
+            security_token=credentials.get("security_token"),
+            instance_url=credentials.get("instance_url"),
+            session_id=credentials.get("session_id"),
+            domain=credentials.get("domain") or "login",
+            **extra,
+        )
+    raise ConfigurationError(f"unknown CRM system {integration.system!r}")
 
 
 def build_email(settings: Settings) -> EmailSender:

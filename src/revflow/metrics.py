@@ -12,6 +12,9 @@ __all__ = [
     "BILLING_RUNS",
     "BILLING_RUN_ERRORS",
     "PAYMENT_ERRORS",
+    "RATE_LIMIT_WARNINGS",
+    "RECONCILIATION_DISCREPANCIES",
+    "SYNC_JOBS",
     "WEBHOOK_ATTEMPTS",
     "WEBHOOK_LATENCY",
 ]
@@ -34,4 +37,19 @@ PAYMENT_ERRORS = Counter(
     "revflow_payment_errors_total",
     "Charges that did not succeed, by outcome (failed, unknown, requires_action).",
     ["reason"],
+)
+SYNC_JOBS = Counter(
+    "revflow_sync_jobs_total",
+    "CRM sync job runs by kind and outcome (succeeded, retried, failed, dead).",
+    ["kind", "outcome"],
+)
+RATE_LIMIT_WARNINGS = Counter(
+    "revflow_rate_limit_warnings_total",
+    "Times a connected system reported less than 10% of its request budget left.",
+    ["system"],
+)
+RECONCILIATION_DISCREPANCIES = Counter(
+    "revflow_crm_discrepancies_total",
+    "Mismatches found by CRM reconciliation between Revflow and a connected system.",
+    ["system"],
 )

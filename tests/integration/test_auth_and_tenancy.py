@@ -210,6 +210,15 @@ def _seed(t: Tenant) -> dict[str, str]:
         "/v1/usage_events", {"transaction_id": "seed-1", "customer_id": cus["id"], "metric_code": "calls"}
     )
     assert billable_metric.status_code == 201 and usage.status_code == 201, usage.text
+    integration = t.post(  # the worker does not run here: nothing calls HubSpot
+        "/v1/integrations",
+        {
+            "system": "hubspot",
+            "credentials": {"access_token": "pat-na1-seed", "client_secret": "seed"},
+            "owner": "revops@example.com",
+            "description": "Seeded",
+        },
+    ).json()
     container: Container = cast(FastAPI, t.http.app).state.container
     with container.sessions() as s:  # an alert as a quote check records one, without billing anything
         alert = raise_alert(
@@ -281,6 +290,8 @@ def _seed(t: Tenant) -> dict[str, str]:
         "mapping_id": mapping["id"],
         "metric_id": billable_metric.json()["id"],
         "usage_event_id": usage.json()["id"],
+        "integration_id": integration["id"],
+        "job_id": t.get("/v1/sync_jobs").json()["data"][0]["id"],
     }
 
 
@@ -320,6 +331,10 @@ def _snapshot(t: Tenant, ids: dict[str, str]) -> dict[str, Any]:
         "billable_metric": t.get(f"/v1/billable_metrics/{ids['metric_id']}").json(),
         "usage_events": t.get("/v1/usage_events", params={"limit": 100}).json(),
         "usage_thresholds": t.get("/v1/usage_thresholds", params={"limit": 100}).json(),
+        "integration": t.get(f"/v1/integrations/{ids['integration_id']}").json(),
+        "integrations": t.get("/v1/integrations", params={"limit": 100}).json(),
+        "sync_job": t.get(f"/v1/sync_jobs/{ids['job_id']}").json(),
+        "sync_jobs": t.get("/v1/sync_jobs", params={"limit": 100}).json(),
         "subscriptions": t.get("/v1/subscriptions", params={"limit": 100}).json(),
         "payments": t.get("/v1/payments", params={"limit": 100}).json(),
         "credit_notes": t.get("/v1/credit_notes", params={"limit": 100}).json(),
@@ -358,6 +373,7 @@ _BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/webhook_endpoints/{endpoint_id}/rotate_secret"): {"expires_in_hours": 0},
     ("POST", "/v1/events/{event_id}/replay"): {},
     ("PATCH", "/v1/entity_mappings/{mapping_id}"): {"external_id": "hijacked"},
+    ("PATCH", "/v1/integrations/{integration_id}"): {"owner": "mallory", "enabled": False},
 }
 
 _PARAM = re.compile(r"{(\w+)(?::\w+)?}")
@@ -452,6 +468,8 @@ class TestTenantIsolation:
             ("/v1/usage_events", {}),
             ("/v1/usage_events", {"customer_id": ids["customer_id"]}),
             ("/v1/usage_thresholds", {}),
+            ("/v1/integrations", {}),
+            ("/v1/sync_jobs", {}),
         ]
 
         seen: dict[str, set[str]] = {}

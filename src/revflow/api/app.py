@@ -20,10 +20,12 @@ from revflow.api.routers import (
     alerts,
     catalog,
     credit_notes,
+    crm_webhooks,
     customers,
     discounts,
     entity_mappings,
     gateway_webhooks,
+    integrations,
     invoices,
     organization,
     payments,
@@ -151,6 +153,8 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
         webhooks,
         entity_mappings,
         usage,
+        integrations,
+        crm_webhooks,
     ):
         app.include_router(module.api)
 

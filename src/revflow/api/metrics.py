@@ -10,6 +10,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from revflow.bootstrap import Container
+from revflow.storage.connector_models import Integration, SyncJob
 from revflow.storage.hub_models import OutboxEntry
 from revflow.storage.models import Alert, EventDelivery
 
@@ -43,6 +44,11 @@ class DatabaseCollector(Collector):
             alerts = s.execute(
                 select(Alert.type, func.count()).where(Alert.status == "open").group_by(Alert.type)
             ).all()
+            sync_jobs = s.execute(
+                select(Integration.system, SyncJob.status, func.count())
+                .join(Integration, Integration.id == SyncJob.integration_id)
+                .group_by(Integration.system, SyncJob.status)
+            ).all()
             s.rollback()
         deliveries = GaugeMetricFamily(
             "revflow_event_deliveries", "Event deliveries by status.", labels=["status"]
@@ -64,6 +70,14 @@ class DatabaseCollector(Collector):
         for type_, n in alerts:
             open_alerts.add_metric([type_], n)
         yield open_alerts
+        jobs = GaugeMetricFamily(
+            "revflow_sync_jobs",
+            "CRM sync jobs by system and status (failed, dead: see sync_failed alerts).",
+            labels=["system", "status"],
+        )
+        for system, status, n in sync_jobs:
+            jobs.add_metric([system, status], n)
+        yield jobs
 
 
 def render(container: Container) -> bytes:

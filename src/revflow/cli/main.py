@@ -19,6 +19,8 @@ clock_app = typer.Typer(
     help="Test clocks: simulated time for customers and subscriptions.", no_args_is_help=True
 )
 app.add_typer(clock_app, name="clock")
+integrations_app = typer.Typer(help="Connected CRMs and their data flows.", no_args_is_help=True)
+app.add_typer(integrations_app, name="integrations")
 events_app = typer.Typer(
     help="Domain events: deliver them to webhook endpoints, replay them.", no_args_is_help=True
 )
@@ -414,3 +416,36 @@ def demo() -> None:
 
 if __name__ == "__main__":
     app()
+
+
+@integrations_app.command("flows")
+def integrations_flows(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the flow catalog as docs/data-flows.md (no database)")
+    ] = False,
+    org: Annotated[str | None, typer.Option("--org", help="Organization id (default: every one)")] = None,
+) -> None:
+    """The data-flow map: with --markdown the catalog (docs/data-flows.md), else each integration's flows
+    with owner, last success and error rate, as JSON."""
+    from revflow.services import flows
+
+    if markdown:
+        typer.echo(flows.render_markdown(), nl=False)
+        return
+    import json
+
+    from sqlalchemy import select
+
+    from revflow.storage.models import Organization
+
+    container = _container(_settings())
+    try:
+        with container.sessions() as session:
+            org_ids = (
+                [org] if org else list(session.scalars(select(Organization.id).order_by(Organization.id)))
+            )
+            now = container.clock.now()
+            out = {o: flows.integration_flows(session, org_id=o, now=now) for o in org_ids}
+        typer.echo(json.dumps(out, indent=2, default=str))
+    finally:
+        container.close()

@@ -21,6 +21,7 @@ from revflow.bootstrap import Container
 from revflow.domain.delivery import RetryPolicy
 from revflow.services import (
     billing,
+    crm_sync,
     dunning,
     emails,
     gateway_events,
@@ -165,7 +166,32 @@ def deliver_events(container: Container) -> int:
     return stats.attempted
 
 
+def sync_crm(container: Container) -> int:
+    """Run the due CRM sync jobs (polls, inbound changes, pushes); returns how many ran. Safe in several
+    workers at once (jobs are claimed with SKIP LOCKED and a lease)."""
+    stats = crm_sync.run_due(
+        container.sessions,
+        factory=container.crm_connector,
+        box=container.secret_box,
+        clock=container.clock,
+    )
+    if stats.claimed:
+        log.info(
+            "crm_sync_run",
+            claimed=stats.claimed,
+            succeeded=stats.succeeded,
+            retried=stats.retried,
+            failed=stats.failed,
+            dead=stats.dead,
+        )
+    return stats.claimed
+
+
+# Order matters: inbound CRM changes first (a plan change bills and finalizes an invoice), then the charge,
+# emails, the events' webhooks (their fan-out creates the CRM pushes), then those pushes: one cycle carries
+# a CRM plan change through to the CRM showing the new plan.
 JOBS: tuple[tuple[str, Job], ...] = (
+    ("crm_inbound", sync_crm),
     ("billing", run_billing),
     ("collect_payments", collect_payments),
     ("sandbox_events", sandbox_events),
@@ -173,6 +199,7 @@ JOBS: tuple[tuple[str, Job], ...] = (
     ("deliver_emails", deliver_emails),
     ("reconcile_payments", reconcile_payments),
     ("outbox", deliver_events),
+    ("crm_push", sync_crm),
     ("purge_idempotency_keys", purge_idempotency_keys),
 )
 

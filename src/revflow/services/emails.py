@@ -69,6 +69,11 @@ DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
             "{{ final_action_text }}\n"
         ),
     },
+    "customer_success_upgrade": {
+        "subject": "Upgrade: {{ customer.name }} moved to {{ to_plan }}",
+        "body": "{{ customer.name }} ({{ customer.id }}) changed plan from {{ from_plan }} to {{ to_plan }} "
+        "in {{ system }}.\nMRR: {{ mrr_before }} -> {{ mrr_after }}.\nSubscription: {{ subscription }}\n",
+    },
     "recovered": {
         "subject": "Payment received for invoice {{ invoice.number }}",
         "body": "Hello {{ customer.name }},\n\nThank you: we received {{ amount }} for invoice "

@@ -2,7 +2,8 @@
 
 1. **Fan-out.** A trigger puts every new ``events`` row in ``outbox_queue``. :func:`fan_out` takes queued
    events in ``seq`` order, writes one ``event_deliveries`` row per matching subscriber (enabled webhook
-   endpoints whose filter matches; connectors later) and removes them from the queue, in one transaction.
+   endpoints whose filter matches; connected CRMs get sync jobs, see ``crm_sync``) and removes them
+   from the queue, in one transaction.
    On PostgreSQL one worker fans out at a time (a transaction-level advisory lock), so deliveries of one
    object are created in the order its events were written.
 2. **Claim.** :func:`claim` picks due deliveries whose subscriber has no earlier unfinished delivery for
@@ -32,7 +33,7 @@ from revflow import failpoints, metrics
 from revflow.domain.clock import Clock, SystemClock
 from revflow.domain.delivery import RetryPolicy, matches
 from revflow.domain.errors import InvalidInput
-from revflow.services import webhooks
+from revflow.services import crm_sync, webhooks
 from revflow.services.alerts import raise_alert
 from revflow.services.context import SYSTEM, Ctx
 from revflow.services.ports import (
@@ -113,6 +114,8 @@ def fan_out(session: Session, *, now: datetime, limit: int = 500) -> int:
         if matches(ep.enabled_events, ev.type)
     ]
     insert_rows(session, EventDelivery, deliveries)
+    # Connectors subscribe through sync jobs, created in this same transaction (nothing lost).
+    crm_sync.enqueue_from_events(session, [ev for _, ev in rows], now=now)
     session.execute(delete(OutboxEntry).where(OutboxEntry.seq.in_([seq for seq, _ in rows])))
     return len(rows)
 

@@ -717,4 +717,7 @@ class EventDelivery(Base):
 # Tables of later capabilities live in their own modules; importing them here registers them on Base.metadata.
 from revflow.storage import hub_models, payment_models, usage_models  # noqa: E402
 
-_ = (hub_models, payment_models, usage_models)
+# isort: split
+from revflow.storage import connector_models  # noqa: E402
+
+_ = (hub_models, payment_models, usage_models, connector_models)
