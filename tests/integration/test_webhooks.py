@@ -27,6 +27,7 @@ from revflow.config import Settings
 from revflow.domain.clock import FrozenClock
 from revflow.jobs.worker import deliver_events
 from revflow.services import outbox
+from revflow.services.alerts import raise_alert
 from revflow.storage.hub_models import OutboxEntry, WebhookAttempt, WebhookEndpoint
 from revflow.storage.models import Alert, Base, EventDelivery
 from tests.conftest import Tenant
@@ -307,6 +308,52 @@ class TestDelivery:
         with container.sessions() as s:
             assert s.scalar(select(func.count()).select_from(OutboxEntry)) == 0
 
+    def test_alerts_reach_endpoints_subscribed_to_them_once_per_opening(
+        self, tenant: Tenant, container: Container, receiver: Receiver
+    ) -> None:
+        _endpoint(tenant, receiver, ["alert.*"])
+        with container.sessions() as s:
+            first = raise_alert(
+                s,
+                org_id=tenant.org_id,
+                type="sync_failed",
+                message="HubSpot refused the token",
+                dedupe_key="k1",
+                now=container.clock.now(),
+                severity="error",
+            )
+            again = raise_alert(  # the same open alert: refreshed, not announced twice
+                s,
+                org_id=tenant.org_id,
+                type="sync_failed",
+                message="still refused",
+                dedupe_key="k1",
+                now=container.clock.now(),
+                severity="error",
+            )
+            s.commit()
+        tenant.post(f"/v1/alerts/{first.id}/resolve")
+        with container.sessions() as s:  # it happens again after being resolved: announced again
+            raise_alert(
+                s,
+                org_id=tenant.org_id,
+                type="sync_failed",
+                message="refused again",
+                dedupe_key="k1",
+                now=container.clock.now(),
+                severity="error",
+            )
+            s.commit()
+
+        deliver_events(container)
+
+        assert again.id == first.id
+        got = [(r.payload["type"], r.payload["data"]["object"]["id"]) for r in receiver.received]
+        assert got == [("alert.raised", first.id), ("alert.resolved", first.id), ("alert.raised", first.id)]
+        assert all(r.verified for r in receiver.received)
+        assert receiver.received[0].payload["data"]["object"]["message"] == "HubSpot refused the token"
+        assert receiver.received[2].payload["data"]["object"]["status"] == "open"
+
     def test_a_receiver_down_for_an_hour_gets_every_event_afterwards_in_order(
         self, tenant: Tenant, container: Container, clock: FrozenClock, receiver: Receiver
     ) -> None:
@@ -429,7 +476,7 @@ class TestDelivery:
         self, tenant: Tenant, container: Container, clock: FrozenClock, receiver: Receiver
     ) -> None:
         receiver.respond = lambda n: (500, "down")
-        ep = _endpoint(tenant, receiver)
+        ep = _endpoint(tenant, receiver, ["customer.*"])  # not alert.*: its own alerts would queue behind
         cus, _ = _customer_history(tenant, "Acme", updates=0)
         started = clock.now()
 

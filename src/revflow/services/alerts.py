@@ -1,4 +1,8 @@
-"""Alerts: records of things a person should look at, deduplicated by key."""
+"""Alerts: records of things a person should look at, deduplicated by key.
+
+Raising an alert (or re-opening a resolved one) also writes an ``alert.raised`` domain event in the same
+transaction, so webhook endpoints subscribed to ``alert.*`` hear about it through the outbox.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from revflow.domain.ids import new_id
-from revflow.storage.models import Alert
+from revflow.services.views_quotes import AlertView
+from revflow.storage.models import Alert, Event
 
 __all__ = ["raise_alert"]
 
@@ -34,6 +39,7 @@ def raise_alert(
         existing.message = message
         if existing.status == "resolved":
             existing.status, existing.resolved_at = "open", None
+            _announce(session, existing, now)
         return existing
     alert = Alert(
         id=new_id("alrt"),
@@ -50,4 +56,19 @@ def raise_alert(
     )
     session.add(alert)
     session.flush()
+    _announce(session, alert, now)
     return alert
+
+
+def _announce(session: Session, alert: Alert, now: datetime) -> None:
+    session.add(
+        Event(
+            id=new_id("evt"),
+            org_id=alert.org_id,
+            type="alert.raised",
+            object_type="alert",
+            object_id=alert.id,
+            data={"object": AlertView.of(alert).model_dump(mode="json")},
+            created_at=now,
+        )
+    )
