@@ -265,9 +265,7 @@ def _usage(
     metered = [p for p in prices.values() if p.metric_code]
     if not metered:
         return {}
-    return usage_source.price_usage(
-        ctx, customer_id=sub.customer_id, prices=metered, start=period.start, end=period.end
-    )
+    return usage_source.price_usage(ctx, sub=sub, prices=metered, start=period.start, end=period.end)
 
 
 def _trial_line(sub: Subscription, sched: Schedule, billed: list[Billed]) -> LineDraft | None:
@@ -692,9 +690,7 @@ def bill_usage_now(
         return None
     # every event received for the period so far (a gauge is integrated to the period end; the
     # period-end invoice corrects it if the level changes later)
-    usage = usage_source.price_usage(
-        ctx, customer_id=sub.customer_id, prices=metered, start=period.start, end=period.end
-    )
+    usage = usage_source.price_usage(ctx, sub=sub, prices=metered, start=period.start, end=period.end)
     for price_id, measured in usage.items():
         batch.usage_details[(sub.id, period.start, price_id)] = measured
     drafts = diff(

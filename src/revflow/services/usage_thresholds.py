@@ -130,9 +130,7 @@ def check_thresholds(ctx: Ctx, customer_ids: set[str]) -> int:
         if threshold.kind == "units":
             prices = [p for p in prices if p.metric_code == threshold.metric_code]
         # every event received for the current period so far (events may be stamped up to an hour ahead)
-        usage = price_usage(
-            ctx, customer_id=sub.customer_id, prices=prices, start=period.start, end=period.end
-        )
+        usage = price_usage(ctx, sub=sub, prices=prices, start=period.start, end=period.end)
         if threshold.kind == "units":
             observed = max((u.units for u in usage.values()), default=Decimal(0))
         else:
