@@ -338,7 +338,7 @@ class TestInvalidPrices:
                 "metric_code",
             ),
             (
-                {"metric_code": "calls", "billing_timing": "in_advance"},
+                {"metric_code": "calls", "billing_timing": "per_event"},
                 "invalid_billing_timing",
                 "billing_timing",
             ),

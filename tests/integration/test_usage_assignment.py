@@ -49,6 +49,10 @@ def _live(t: Tenant, customer: str) -> dict[str, tuple[Decimal, int]]:
     }
 
 
+def _who(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(e["data"]["object"]["subscription_id"], e["data"]["object"]["observed"]) for e in events]
+
+
 def _two_subscriptions(t: Tenant, container: Container) -> tuple[str, str, str, str]:
     """Customer on a clock; A (10 per call) starts 2024-06-03, B (7 per call) 2024-06-05."""
     metric(t, "calls")
@@ -158,11 +162,9 @@ class TestAssignment:
             "data"
         ]
 
-        assert [(e["data"]["object"]["subscription_id"], e["data"]["object"]["observed"]) for e in fired] == [(sub_a, "4")]
+        assert _who(fired) == [(sub_a, "4")]
         assert len(unchanged) == 1
-        assert sorted((e["data"]["object"]["subscription_id"], e["data"]["object"]["observed"]) for e in after) == sorted(
-            [(sub_a, "4"), (sub_b, "4")]
-        )
+        assert sorted(_who(after)) == sorted([(sub_a, "4"), (sub_b, "4")])
 
     def test_voiding_checks_the_invoice_of_the_events_own_subscription(
         self, tenant: Tenant, container: Container

@@ -56,6 +56,8 @@ class Outcome:
     #: ``billable``, ``unmatched`` or ``filtered`` for an accepted event.
     event_status: str | None = None
     reason: str | None = None
+    #: ``period_invoiced``: accepted, but its period was already invoiced (billed on the next invoice).
+    warning: str | None = None
 
     def payload(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -71,6 +73,8 @@ class Outcome:
                 out["event_status"] = self.event_status
             if self.reason is not None:
                 out["reason"] = self.reason
+            if self.warning is not None:
+                out["warning"] = self.warning
         return out
 
 
@@ -292,15 +296,20 @@ def ingest(ctx: Ctx, raw_events: list[Any]) -> list[Outcome]:
             outcomes[e.index] = Outcome(
                 e.index, e.transaction_id, "accepted", event_id=e.id, event_status=e.status, reason=e.reason
             )
-    touched = {
-        e.customer_id
+    fresh = [
+        e
         for e in good
         if e.transaction_id in inserted and e.status == "billable" and e.customer_id is not None
-    }
-    if touched:
-        from revflow.services.usage_thresholds import check_thresholds
+    ]
+    if fresh:  # late events, thresholds, usage billed in advance (ADR 0034)
+        from revflow.services.usage_late import after_ingest
 
-        check_thresholds(ctx, touched)
+        warnings = after_ingest(ctx, fresh)
+        for e in fresh:
+            if e.id in warnings:
+                outcome = outcomes[e.index]
+                assert outcome is not None
+                outcome.warning = warnings[e.id]
     duplicates = [e for e in good if e.transaction_id not in inserted]
     if duplicates:
         stored = _stored_ids(ctx, [e.transaction_id for e in duplicates])

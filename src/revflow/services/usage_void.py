@@ -13,7 +13,7 @@ from revflow.services.usage_recovery import rebuild_buckets
 from revflow.services.usage_source import owner_at
 from revflow.services.views_usage import UsageEventView
 from revflow.storage.models import InvoiceLineItem, Price
-from revflow.storage.usage_models import UsageEvent
+from revflow.storage.usage_models import UsageEvent, UsageLateEvent
 
 __all__ = ["PeriodInvoiced", "invoiced_on", "void_event"]
 
@@ -29,6 +29,9 @@ def invoiced_on(ctx: Ctx, event: UsageEvent) -> str | None:
     (ADR 0033), for a period holding the event, if any."""
     if event.customer_id is None:
         return None
+    late = ctx.session.get(UsageLateEvent, (ctx.org_id, event.id))
+    if late is not None and late.settled_at is None:
+        return None  # a late event not billed yet (ADR 0034): the next invoice re-measures without it
     owner = event.subscription_id or owner_at(
         ctx, customer_id=event.customer_id, code=event.metric_code, at=event.timestamp
     )
