@@ -12,10 +12,14 @@ from revflow.services.recorder import record
 from revflow.services.usage_recovery import rebuild_buckets
 from revflow.services.usage_source import owner_at
 from revflow.services.views_usage import UsageEventView
-from revflow.storage.models import InvoiceLineItem, Price
+from revflow.storage.models import Invoice, InvoiceLineItem, Price
 from revflow.storage.usage_models import UsageEvent, UsageLateEvent
 
 __all__ = ["PeriodInvoiced", "invoiced_on", "void_event"]
+
+
+#: Invoices that bill usage before its period ends; the period-end invoice diffs against them.
+EARLY_REASONS = ("usage_in_advance", "usage_threshold")
 
 
 class PeriodInvoiced(Conflict):
@@ -40,7 +44,11 @@ def invoiced_on(ctx: Ctx, event: UsageEvent) -> str | None:
     return ctx.session.scalar(
         select(InvoiceLineItem.invoice_id)
         .join(Price, Price.id == InvoiceLineItem.price_id)
+        .join(Invoice, Invoice.id == InvoiceLineItem.invoice_id)
         .where(
+            # usage billed before the period end (in advance, progressive) is re-measured and diffed at
+            # the period end, so a void until then is credited there (ADR 0034)
+            Invoice.billing_reason.not_in(EARLY_REASONS),
             InvoiceLineItem.org_id == ctx.org_id,
             InvoiceLineItem.kind == "usage",
             InvoiceLineItem.subscription_id == owner,
