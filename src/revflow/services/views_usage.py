@@ -115,6 +115,7 @@ class UsageThresholdView(_View):
     kind: str
     value: Decimal
     invoice: bool
+    recurring: bool
     last_period_start: datetime | None
     created_at: datetime
 
@@ -127,6 +128,7 @@ class UsageThresholdView(_View):
             kind=t.kind,
             value=t.value,
             invoice=t.invoice,
+            recurring=t.recurring,
             last_period_start=t.last_period_start,
             created_at=t.created_at,
         )

@@ -16,7 +16,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, SmallInteger, String, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from revflow.storage.models import Base, org_fk
@@ -158,7 +168,11 @@ class UsageThreshold(Base):
     value: Mapped[Decimal]
     #: Invoice at once when an ``amount`` threshold is crossed (progressive billing).
     invoice: Mapped[bool] = mapped_column(default=False)
+    #: Fires at every multiple of ``value`` (100, 200, 300 …) instead of once per period.
+    recurring: Mapped[bool] = mapped_column(default=False, server_default=false())
     last_period_start: Mapped[datetime | None]
+    #: Multiples of ``value`` already fired in ``last_period_start``'s period (recurring thresholds).
+    last_multiple: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime]
 
 

@@ -43,6 +43,11 @@ def upgrade() -> None:
         ["org_id", "subscription_id", "settled_at"],
         unique=False,
     )
+    with op.batch_alter_table("usage_thresholds", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("recurring", sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.add_column(
+            sa.Column("last_multiple", sa.Integer(), server_default=sa.text("0"), nullable=False)
+        )
     _rekey_rollups()
 
 
@@ -119,5 +124,8 @@ def _rekey_rollups() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("usage_thresholds", schema=None) as batch_op:
+        batch_op.drop_column("last_multiple")
+        batch_op.drop_column("recurring")
     op.drop_index("ix_usage_late_events_pending", table_name="usage_late_events")
     op.drop_table("usage_late_events")
