@@ -338,11 +338,6 @@ class TestInvalidPrices:
                 "metric_code",
             ),
             (
-                {"metric_code": "calls", "billing_timing": "in_advance"},
-                "invalid_billing_timing",
-                "billing_timing",
-            ),
-            (
                 {"type": "one_time", "interval": None, "billing_timing": "in_arrears"},
                 "invalid_billing_timing",
                 "billing_timing",

@@ -133,3 +133,57 @@ class TestVoid:
 
         assert r.status_code == 409 and r.json()["code"] == "period_invoiced"
         assert tenant.get("/v1/usage_events", params={"status": "voided"}).json()["data"] == []
+
+
+class TestRecurringThresholds:
+    def test_an_amount_threshold_fires_at_each_multiple_once(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        clock, customer, sub = _setup(tenant, container)  # 100 per call
+        r = tenant.post(
+            "/v1/usage_thresholds",
+            {"subscription_id": sub, "kind": "amount", "value": "10000", "recurring": True},
+        )
+        assert r.status_code == 201, r.text
+
+        batch(tenant, _calls(customer, 99, "a"))
+        none = _reached(tenant)
+        batch(tenant, _calls(customer, 1, "b"))  # 10,000: the first multiple
+        batch(tenant, _calls(customer, 50, "c"))  # 15,000: nothing new
+        batch(tenant, _calls(customer, 260, "d"))  # 41,000: 20,000, 30,000 and 40,000 at once
+        batch(tenant, _calls(customer, 5, "e"))
+        in_june = _reached(tenant)
+        _advance(tenant, clock, "2024-07-02T00:00:00Z")
+        batch(tenant, _calls(customer, 100, "f", at="2024-07-01T12:00:00Z"))  # a new period starts over
+        in_july = _reached(tenant)
+
+        assert none == []
+        crossings = sorted(
+            (e["data"]["object"]["period_start"][:10], int(e["data"]["object"]["crossed"])) for e in in_july
+        )
+        assert len(in_june) == 4
+        assert crossings == [
+            ("2024-06-01", 10000),
+            ("2024-06-01", 20000),
+            ("2024-06-01", 30000),
+            ("2024-06-01", 40000),
+            ("2024-07-01", 10000),
+        ]
+        assert r.json()["recurring"] is True
+
+    def test_a_units_threshold_recurs_per_units(self, tenant: Tenant, container: Container) -> None:
+        _clock, customer, sub = _setup(tenant, container)
+        tenant.post(
+            "/v1/usage_thresholds",
+            {
+                "subscription_id": sub,
+                "kind": "units",
+                "metric_code": "calls",
+                "value": "3",
+                "recurring": True,
+            },
+        )
+
+        batch(tenant, _calls(customer, 7, "a"))
+
+        assert sorted(int(e["data"]["object"]["crossed"]) for e in _reached(tenant)) == [3, 6]

@@ -37,3 +37,6 @@ class ThresholdCreate(_In):
     metric_code: Code | None = Field(default=None, description="Required for a units threshold.")
     value: Annotated[Decimal, Field(gt=0, max_digits=30)]
     invoice: bool = Field(default=False, description="Progressive billing: invoice when crossed (amount).")
+    recurring: bool = Field(
+        default=False, description="Fire at every multiple of value, not once per period."
+    )

@@ -54,6 +54,7 @@ from revflow.storage.models import (
     Product,
     Subscription,
 )
+from revflow.storage.usage_models import UsageLateEvent
 
 __all__ = [
     "RunStats",
@@ -208,6 +209,20 @@ class Batch:
         self._charges: dict[str, Charge] = {}
         #: Views of the new invoices' lines, built once for all their events.
         self.line_views: dict[str, list[InvoiceLineView]] = {}
+        #: Late usage events waiting to be billed, by subscription (ADR 0034), and those examined.
+        self.late: dict[str, list[UsageLateEvent]] = defaultdict(list)
+        self.late_examined: dict[str, list[tuple[UsageLateEvent, bool]]] = defaultdict(list)
+        if subs:
+            for late in s.scalars(
+                select(UsageLateEvent)
+                .where(
+                    UsageLateEvent.org_id == ctx.org_id,
+                    UsageLateEvent.subscription_id.in_([x.id for x in subs]),
+                    UsageLateEvent.settled_at.is_(None),
+                )
+                .order_by(UsageLateEvent.event_id)
+            ):
+                self.late[late.subscription_id].append(late)
         #: Customers that really had work (a claim may race a worker that just billed the customer).
         self.due = {
             cid
@@ -287,9 +302,7 @@ def _usage(
     metered = [p for p in prices.values() if p.metric_code]
     if not metered:
         return {}
-    return usage_source.price_usage(
-        ctx, customer_id=sub.customer_id, prices=metered, start=period.start, end=period.end
-    )
+    return usage_source.price_usage(ctx, sub=sub, prices=metered, start=period.start, end=period.end)
 
 
 def _trial_line(sub: Subscription, sched: Schedule, billed: list[Billed]) -> LineDraft | None:
@@ -339,7 +352,88 @@ def lines_at(batch: Batch, sub: Subscription, at: datetime) -> list[LineDraft]:
             include_arrears=closed,
             basis=sched.basis(period),
         )
+    out += _late_lines(batch, sub, at, {p.start for p in periods}, own, segments)
     return out
+
+
+def _late_lines(
+    batch: Batch,
+    sub: Subscription,
+    at: datetime,
+    examined: set[datetime],
+    own: dict[str, Price],
+    segments: list[Segment],
+) -> list[LineDraft]:
+    """Usage lines for the earlier, already billed periods that late events changed (ADR 0034): each
+    such period is re-measured and diffed against its billed usage lines; the difference is a usage
+    line of that service period on this invoice."""
+    pending = batch.late.get(sub.id)
+    if not pending:
+        return []
+    sched = schedule_of(sub)
+    periods: dict[datetime, Period] = {}
+    of_period: dict[datetime, list[UsageLateEvent]] = defaultdict(list)
+    for late in pending:
+        if late.timestamp < at:
+            period = sched.period_at(late.timestamp)
+            if sub.ended_at is not None and period.end > sub.ended_at:
+                period = Period(period.start, sub.ended_at)
+            if period.end <= at and period.start not in examined:
+                periods[period.start] = period
+                of_period[period.start].append(late)
+            else:
+                batch.late_examined[sub.id].append((late, False))
+    out: list[LineDraft] = []
+    for start in sorted(periods):
+        period = periods[start]
+        usage = _usage(batch.ctx, sub, period, own)
+        drafts = _late_period_lines(batch, sub, period, usage, segments) if usage else []
+        batch.late_examined[sub.id] += [(late, bool(drafts)) for late in of_period[start]]
+        out += drafts
+    return out
+
+
+def _late_period_lines(
+    batch: Batch,
+    sub: Subscription,
+    period: Period,
+    usage: dict[str, usage_source.PriceUsage],
+    segments: list[Segment],
+) -> list[LineDraft]:
+    """The usage lines that bring an earlier, billed ``period`` to what ``usage`` says it owes."""
+    sched = schedule_of(sub)
+    for price_id, measured in usage.items():
+        batch.usage_details[(sub.id, period.start, price_id)] = measured
+    billed = [
+        Billed(price_id, qty, kind, amount, a, b)
+        for price_id, qty, kind, amount, a, b in batch.ctx.session.execute(
+            select(
+                InvoiceLineItem.price_id,
+                InvoiceLineItem.quantity,
+                InvoiceLineItem.kind,
+                InvoiceLineItem.amount,
+                InvoiceLineItem.period_start,
+                InvoiceLineItem.period_end,
+            ).where(
+                InvoiceLineItem.org_id == batch.ctx.org_id,
+                InvoiceLineItem.subscription_id == sub.id,
+                InvoiceLineItem.billing_period_start == period.start,
+                InvoiceLineItem.kind == "usage",
+            )
+        )
+    ]
+    drafts = diff(
+        period=period,
+        segments=segments,
+        billed=billed,  # in the database: the period was billed by an earlier transaction
+        currency=Currency.of(sub.currency),
+        usage={pid: u.units for pid, u in usage.items()},
+        usage_owed={pid: u.amount for pid, u in usage.items()},
+        include_advance=False,
+        include_arrears=False,
+        basis=sched.basis(period),
+    )
+    return [d for d in drafts if d.kind == "usage"]
 
 
 def preview_lines(ctx: Ctx, sub: Subscription, *, at: datetime) -> list[LineDraft]:
@@ -660,8 +754,20 @@ def _bill(batch: Batch, customer_id: str, *, reason: str | None = None) -> list[
                     actx, customer, batch.org, currency, rows, owners, at, why, first, batch.line_views
                 )
             )
+            _settle_late(batch, owners, created[-1], at)
+        _settle_late(batch, group, None, at)
     batch.created += created
     return created
+
+
+def _settle_late(batch: Batch, subs: list[Subscription], invoice: Invoice | None, at: datetime) -> None:
+    """Mark the late events examined for ``subs`` as settled (on ``invoice`` when one was made)."""
+    for sub in subs:
+        for late, billed in batch.late_examined.pop(sub.id, []):
+            late.settled_at = at
+            late.settled_invoice_id = invoice.id if invoice is not None and billed else None
+            if late in batch.late[sub.id]:
+                batch.late[sub.id].remove(late)
 
 
 def bill_customer(ctx: Ctx, customer_id: str, *, now: datetime, reason: str | None = None) -> list[Invoice]:
@@ -716,7 +822,12 @@ def bill_now(ctx: Ctx, sub: Subscription, *, at: datetime, reason: str) -> Invoi
 
 
 def bill_usage_now(
-    ctx: Ctx, sub: Subscription, *, at: datetime, reason: str = "usage_threshold"
+    ctx: Ctx,
+    sub: Subscription,
+    *,
+    at: datetime,
+    reason: str = "usage_threshold",
+    price_ids: set[str] | None = None,
 ) -> Invoice | None:
     """Progressive billing: invoice the usage of ``sub``'s current period received by ``at``, less what was
     already billed for that period, finalized at once. Returns None when nothing more is owed. The
@@ -728,14 +839,12 @@ def bill_usage_now(
     sched = schedule_of(sub)
     period = sched.period_at(at)
     own = {it.price_id: batch.prices[it.price_id] for it in sub.items}
-    metered = [p for p in own.values() if p.metric_code]
+    metered = [p for p in own.values() if p.metric_code and (price_ids is None or p.id in price_ids)]
     if not metered:
         return None
     # every event received for the period so far (a gauge is integrated to the period end; the
     # period-end invoice corrects it if the level changes later)
-    usage = usage_source.price_usage(
-        ctx, customer_id=sub.customer_id, prices=metered, start=period.start, end=period.end
-    )
+    usage = usage_source.price_usage(ctx, sub=sub, prices=metered, start=period.start, end=period.end)
     for price_id, measured in usage.items():
         batch.usage_details[(sub.id, period.start, price_id)] = measured
     drafts = diff(

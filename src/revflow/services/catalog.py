@@ -248,12 +248,8 @@ def _check_timing(
             raise _field_error("metric_code", "invalid_usage_price", "a usage price cannot be flat")
     elif model is PricingModel.PERCENTAGE:
         raise _field_error("metric_code", "invalid_usage_price", "a percentage price needs a metric_code")
-    if metric_code is not None:
-        if timing not in (None, BillingTiming.IN_ARREARS):
-            raise _field_error(
-                "billing_timing", "invalid_billing_timing", "a usage price is billed in_arrears"
-            )
-        return BillingTiming.IN_ARREARS
+    if metric_code is not None:  # in_advance: each ingestion request's usage is invoiced at once
+        return timing or BillingTiming.IN_ARREARS
     if price_type is PriceType.ONE_TIME and timing is BillingTiming.IN_ARREARS:
         raise _field_error(
             "billing_timing", "invalid_billing_timing", "a one_time price is billed in_advance"

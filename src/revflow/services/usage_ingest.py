@@ -56,6 +56,8 @@ class Outcome:
     #: ``billable``, ``unmatched`` or ``filtered`` for an accepted event.
     event_status: str | None = None
     reason: str | None = None
+    #: ``period_invoiced``: accepted, but its period was already invoiced (billed on the next invoice).
+    warning: str | None = None
 
     def payload(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -71,6 +73,8 @@ class Outcome:
                 out["event_status"] = self.event_status
             if self.reason is not None:
                 out["reason"] = self.reason
+            if self.warning is not None:
+                out["warning"] = self.warning
         return out
 
 
@@ -292,15 +296,20 @@ def ingest(ctx: Ctx, raw_events: list[Any]) -> list[Outcome]:
             outcomes[e.index] = Outcome(
                 e.index, e.transaction_id, "accepted", event_id=e.id, event_status=e.status, reason=e.reason
             )
-    touched = {
-        e.customer_id
+    fresh = [
+        e
         for e in good
         if e.transaction_id in inserted and e.status == "billable" and e.customer_id is not None
-    }
-    if touched:
-        from revflow.services.usage_thresholds import check_thresholds
+    ]
+    if fresh:  # late events, thresholds, usage billed in advance (ADR 0034)
+        from revflow.services.usage_late import after_ingest
 
-        check_thresholds(ctx, touched)
+        warnings = after_ingest(ctx, fresh)
+        for e in fresh:
+            if e.id in warnings:
+                outcome = outcomes[e.index]
+                assert outcome is not None
+                outcome.warning = warnings[e.id]
     duplicates = [e for e in good if e.transaction_id not in inserted]
     if duplicates:
         stored = _stored_ids(ctx, [e.transaction_id for e in duplicates])
@@ -371,11 +380,11 @@ WITH input AS (
 ), r AS (
     INSERT INTO usage_rollups AS u (org_id, customer_id, metric_code, group_key, bucket, shard, events,
         total, min_value, max_value, latest_at, latest_value, latest_id)
-    SELECT %(org)s, cust, metric, grp, date_trunc('hour', ts, 'UTC'), %(shard)s, count(*),
+    SELECT %(org)s, coalesce(sub, cust), metric, grp, date_trunc('hour', ts, 'UTC'), %(shard)s, count(*),
         coalesce(sum(val), 0), min(val), max(val), max(ts), (array_agg(val ORDER BY ts DESC, id DESC))[1],
         (array_agg(id ORDER BY ts DESC, id DESC))[1]
     FROM fresh WHERE status = 'billable'
-    GROUP BY cust, metric, grp, date_trunc('hour', ts, 'UTC')
+    GROUP BY coalesce(sub, cust), metric, grp, date_trunc('hour', ts, 'UTC')
     ORDER BY 2, 3, 4, 5
     ON CONFLICT (org_id, customer_id, metric_code, group_key, bucket, shard) DO UPDATE SET
         events = u.events + excluded.events,
@@ -389,7 +398,7 @@ WITH input AS (
         latest_at = GREATEST(u.latest_at, excluded.latest_at)
 ), q AS (
     INSERT INTO usage_unique_values (org_id, customer_id, metric_code, group_key, bucket, value)
-    SELECT DISTINCT %(org)s, cust, metric, grp, date_trunc('hour', ts, 'UTC'), uniq
+    SELECT DISTINCT %(org)s, coalesce(sub, cust), metric, grp, date_trunc('hour', ts, 'UTC'), uniq
     FROM fresh WHERE status = 'billable' AND uniq IS NOT NULL
     ON CONFLICT DO NOTHING
 )
@@ -466,14 +475,15 @@ def _store_generic(ctx: Ctx, events: list[Any], now: datetime) -> set[str]:
 
 
 def add_rollups(session: Session, org_id: str, events: list[Any]) -> None:
-    """Add billable ``events`` (already stored) to the hourly rollups and unique values, in key order."""
+    """Add billable ``events`` (already stored) to the hourly rollups and unique values, in key order.
+    The rollup key is the subscription the event names, else its customer (ADR 0033)."""
     if not events:
         return
     acc: dict[tuple[str, str, str, datetime], list[Any]] = {}
     uniques: set[tuple[str, str, str, datetime, str]] = set()
     for e in sorted(events, key=lambda x: (x.timestamp, x.id)):
         bucket = floor_hour(e.timestamp)
-        key = (e.customer_id, e.metric_code, e.group_key, bucket)
+        key = (e.subscription_id or e.customer_id, e.metric_code, e.group_key, bucket)
         value = e.value
         row = acc.get(key)
         if row is None:
@@ -486,7 +496,9 @@ def add_rollups(session: Session, org_id: str, events: list[Any]) -> None:
                 row[3] = value if row[3] is None else max(row[3], value)
             row[4], row[5], row[6] = e.timestamp, value, e.id
         if e.unique_value is not None:
-            uniques.add((e.customer_id, e.metric_code, e.group_key, bucket, e.unique_value))
+            uniques.add(
+                (e.subscription_id or e.customer_id, e.metric_code, e.group_key, bucket, e.unique_value)
+            )
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     least = "LEAST" if dialect == "postgresql" else "MIN"

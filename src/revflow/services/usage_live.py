@@ -111,16 +111,14 @@ def customer_usage(ctx: Ctx, customer_id: str) -> tuple[datetime, list[Subscript
         if not prices:
             continue
         period = schedule_of(sub).period_at(now)
-        used = price_usage(ctx, customer_id=customer.id, prices=prices, start=period.start, end=now)
+        used = price_usage(ctx, sub=sub, prices=prices, start=period.start, end=now)
         weighted = [
             p
             for p in prices
             if (u := used[p.id]).metric is not None and u.metric.aggregation == "weighted_sum"
         ]
         whole = (
-            price_usage(ctx, customer_id=customer.id, prices=weighted, start=period.start, end=period.end)
-            if weighted
-            else {}
+            price_usage(ctx, sub=sub, prices=weighted, start=period.start, end=period.end) if weighted else {}
         )
         elapsed = int((now - period.start).total_seconds())
         total = int((period.end - period.start).total_seconds())

@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, insert, literal, select, update
 from revflow.domain.usage import InvalidValue, floor_hour
 from revflow.services.context import Ctx
 from revflow.services.usage_ingest import apply_metric, resolve_externals
-from revflow.storage.models import Customer
+from revflow.storage.models import Customer, Subscription
 from revflow.storage.usage_models import BillableMetric, UsageEvent, UsageRollup, UsageUniqueValue
 
 __all__ = ["rebuild_buckets", "recover_customer", "recover_metric"]
@@ -23,9 +23,20 @@ Bucket = tuple[str, str, datetime]  # customer, metric code, hour
 
 
 def rebuild_buckets(ctx: Ctx, buckets: Iterable[Bucket]) -> None:
-    """Recompute the rollups and unique values of each (customer, metric, hour) from its billable events."""
+    """Recompute the rollups and unique values of each (customer, metric, hour) from its billable
+    events, under every rollup key of the customer (its own and its subscriptions', ADR 0033)."""
     s = ctx.session
+    keys_of: dict[str, list[str]] = {}
+    owner = func.coalesce(UsageEvent.subscription_id, UsageEvent.customer_id)
     for customer_id, metric_code, hour in sorted(set(buckets)):
+        if customer_id not in keys_of:
+            subs = s.scalars(
+                select(Subscription.id).where(
+                    Subscription.org_id == ctx.org_id, Subscription.customer_id == customer_id
+                )
+            )
+            keys_of[customer_id] = [customer_id, *subs]
+        keys = keys_of[customer_id]
         where = (
             UsageEvent.org_id == ctx.org_id,
             UsageEvent.customer_id == customer_id,
@@ -34,30 +45,32 @@ def rebuild_buckets(ctx: Ctx, buckets: Iterable[Bucket]) -> None:
             UsageEvent.timestamp >= hour,
             UsageEvent.timestamp < hour + _HOUR,
         )
-        key = (
-            UsageRollup.org_id == ctx.org_id,
-            UsageRollup.customer_id == customer_id,
-            UsageRollup.metric_code == metric_code,
-            UsageRollup.bucket == hour,
+        s.execute(
+            delete(UsageRollup).where(
+                UsageRollup.org_id == ctx.org_id,
+                UsageRollup.customer_id.in_(keys),
+                UsageRollup.metric_code == metric_code,
+                UsageRollup.bucket == hour,
+            )
         )
-        s.execute(delete(UsageRollup).where(*key))
         s.execute(
             delete(UsageUniqueValue).where(
                 UsageUniqueValue.org_id == ctx.org_id,
-                UsageUniqueValue.customer_id == customer_id,
+                UsageUniqueValue.customer_id.in_(keys),
                 UsageUniqueValue.metric_code == metric_code,
                 UsageUniqueValue.bucket == hour,
             )
         )
         ranked = (
             select(
+                owner.label("owner"),
                 UsageEvent.group_key,
                 UsageEvent.timestamp,
                 UsageEvent.value,
                 UsageEvent.id,
                 func.row_number()
                 .over(
-                    partition_by=UsageEvent.group_key,
+                    partition_by=(owner, UsageEvent.group_key),
                     order_by=(UsageEvent.timestamp.desc(), UsageEvent.id.desc()),
                 )
                 .label("rank"),
@@ -66,15 +79,16 @@ def rebuild_buckets(ctx: Ctx, buckets: Iterable[Bucket]) -> None:
             .subquery()
         )
         latest = {
-            g: (at, v, i)
-            for g, at, v, i in s.execute(
-                select(ranked.c.group_key, ranked.c.timestamp, ranked.c.value, ranked.c.id).where(
-                    ranked.c.rank == 1
-                )
+            (k, g): (at, v, i)
+            for k, g, at, v, i in s.execute(
+                select(
+                    ranked.c.owner, ranked.c.group_key, ranked.c.timestamp, ranked.c.value, ranked.c.id
+                ).where(ranked.c.rank == 1)
             )
         }
         rows = s.execute(
             select(
+                owner,
                 UsageEvent.group_key,
                 func.count(),
                 func.coalesce(func.sum(UsageEvent.value), 0),
@@ -82,8 +96,8 @@ def rebuild_buckets(ctx: Ctx, buckets: Iterable[Bucket]) -> None:
                 func.max(UsageEvent.value),
             )
             .where(*where)
-            .group_by(UsageEvent.group_key)
-            .order_by(UsageEvent.group_key)
+            .group_by(owner, UsageEvent.group_key)
+            .order_by(owner, UsageEvent.group_key)
         ).all()
         if rows:
             s.execute(
@@ -91,7 +105,7 @@ def rebuild_buckets(ctx: Ctx, buckets: Iterable[Bucket]) -> None:
                 [
                     {
                         "org_id": ctx.org_id,
-                        "customer_id": customer_id,
+                        "customer_id": k,
                         "metric_code": metric_code,
                         "group_key": g,
                         "bucket": hour,
@@ -100,17 +114,17 @@ def rebuild_buckets(ctx: Ctx, buckets: Iterable[Bucket]) -> None:
                         "total": int(total or 0),
                         "min_value": lo,
                         "max_value": hi,
-                        "latest_at": latest[g][0],
-                        "latest_value": latest[g][1],
-                        "latest_id": latest[g][2],
+                        "latest_at": latest[(k, g)][0],
+                        "latest_value": latest[(k, g)][1],
+                        "latest_id": latest[(k, g)][2],
                     }
-                    for g, n, total, lo, hi in rows
+                    for k, g, n, total, lo, hi in rows
                 ],
             )
         uniques = (
             select(
                 literal(ctx.org_id),
-                literal(customer_id),
+                owner,
                 literal(metric_code),
                 UsageEvent.group_key,
                 literal(hour, UsageUniqueValue.bucket.type),

@@ -37,6 +37,7 @@ def create_threshold(
     value: Decimal,
     metric_code: str | None = None,
     invoice: bool = False,
+    recurring: bool = False,
 ) -> UsageThreshold:
     """Create a threshold on the subscription. ``units`` needs ``metric_code``; ``invoice`` (progressive
     billing) is for ``amount`` thresholds, whose ``value`` is in minor units. Raises NotFound,
@@ -67,7 +68,9 @@ def create_threshold(
         kind=kind,
         value=value,
         invoice=invoice,
+        recurring=recurring,
         last_period_start=None,
+        last_multiple=0,
         created_at=ctx.now(),
     )
     ctx.session.add(threshold)
@@ -121,7 +124,7 @@ def check_thresholds(ctx: Ctx, customer_ids: set[str]) -> int:
         if now < sub.start_at:
             continue
         period = billing.schedule_of(sub).period_at(now)
-        if threshold.last_period_start == period.start:
+        if threshold.last_period_start == period.start and not threshold.recurring:
             continue
         ids = [it.price_id for it in sub.items]
         prices = list(
@@ -130,32 +133,44 @@ def check_thresholds(ctx: Ctx, customer_ids: set[str]) -> int:
         if threshold.kind == "units":
             prices = [p for p in prices if p.metric_code == threshold.metric_code]
         # every event received for the current period so far (events may be stamped up to an hour ahead)
-        usage = price_usage(
-            ctx, customer_id=sub.customer_id, prices=prices, start=period.start, end=period.end
-        )
+        usage = price_usage(ctx, sub=sub, prices=prices, start=period.start, end=period.end)
         if threshold.kind == "units":
             observed = max((u.units for u in usage.values()), default=Decimal(0))
         else:
             observed = Decimal(sum(u.amount for u in usage.values()))
-        if observed < threshold.value:
-            continue
-        threshold.last_period_start = period.start
-        fired += 1
-        record(
-            ctx,
-            action="usage.threshold_reached",
-            object_type="usage_threshold",
-            object_id=threshold.id,
-            changes={"last_period_start": {"before": None, "after": period.start.isoformat()}},
-            event_type="usage.threshold_reached",
-            data={
-                **UsageThresholdView.of(threshold).payload(),
-                "customer_id": sub.customer_id,
-                "period_start": period.start.isoformat(),
-                "period_end": period.end.isoformat(),
-                "observed": format(observed, "f"),
-            },
+        done = 0
+        if threshold.last_period_start == period.start:
+            done = threshold.last_multiple if threshold.recurring else 1
+        reached = (
+            int(observed // threshold.value) if threshold.recurring else int(observed >= threshold.value)
         )
+        if reached <= done:
+            continue
+        before = threshold.last_period_start
+        threshold.last_period_start, threshold.last_multiple = period.start, reached
+        for multiple in range(done + 1, reached + 1):  # each crossing once, in order
+            fired += 1
+            record(
+                ctx,
+                action="usage.threshold_reached",
+                object_type="usage_threshold",
+                object_id=threshold.id,
+                changes={
+                    "last_period_start": {
+                        "before": None if before is None else before.isoformat(),
+                        "after": period.start.isoformat(),
+                    }
+                },
+                event_type="usage.threshold_reached",
+                data={
+                    **UsageThresholdView.of(threshold).payload(),
+                    "customer_id": sub.customer_id,
+                    "period_start": period.start.isoformat(),
+                    "period_end": period.end.isoformat(),
+                    "observed": format(observed, "f"),
+                    "crossed": format(threshold.value * multiple, "f"),
+                },
+            )
         if threshold.invoice:
             billing.bill_usage_now(ctx, sub, at=now)
     return fired

@@ -51,6 +51,23 @@ class BillableMetricView(_View):
         )
 
 
+class LateView(_View):
+    subscription_id: str
+    warning: Literal["period_invoiced"] = "period_invoiced"
+    invoice_id: str | None
+    settled_invoice_id: str | None
+    settled_at: datetime | None
+
+    @classmethod
+    def of(cls, late: um.UsageLateEvent) -> LateView:
+        return cls(
+            subscription_id=late.subscription_id,
+            invoice_id=late.invoice_id,
+            settled_invoice_id=late.settled_invoice_id,
+            settled_at=late.settled_at,
+        )
+
+
 class UsageEventView(_View):
     id: str
     object: Literal["usage_event"] = "usage_event"
@@ -65,10 +82,13 @@ class UsageEventView(_View):
     properties: dict[str, Any]
     status: str
     reason: str | None
+    #: Set when the event arrived after its period was invoiced: ``invoice_id`` billed the period,
+    #: ``settled_invoice_id`` carries the correction (None until the next billing point).
+    late: LateView | None = None
     created_at: datetime
 
     @classmethod
-    def of(cls, e: um.UsageEvent) -> UsageEventView:
+    def of(cls, e: um.UsageEvent, *, late: um.UsageLateEvent | None = None) -> UsageEventView:
         return cls(
             id=e.id,
             transaction_id=e.transaction_id,
@@ -82,6 +102,7 @@ class UsageEventView(_View):
             properties=e.properties,
             status=e.status,
             reason=e.reason,
+            late=None if late is None else LateView.of(late),
             created_at=e.created_at,
         )
 
@@ -94,6 +115,7 @@ class UsageThresholdView(_View):
     kind: str
     value: Decimal
     invoice: bool
+    recurring: bool
     last_period_start: datetime | None
     created_at: datetime
 
@@ -106,6 +128,7 @@ class UsageThresholdView(_View):
             kind=t.kind,
             value=t.value,
             invoice=t.invoice,
+            recurring=t.recurring,
             last_period_start=t.last_period_start,
             created_at=t.created_at,
         )

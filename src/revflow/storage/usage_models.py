@@ -16,7 +16,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, SmallInteger, String, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    UniqueConstraint,
+    false,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from revflow.storage.models import Base, org_fk
@@ -27,6 +37,7 @@ __all__ = [
     "UsageEvent",
     "UsageEventKey",
     "UsageImport",
+    "UsageLateEvent",
     "UsageRollup",
     "UsageThreshold",
     "UsageUniqueValue",
@@ -157,7 +168,11 @@ class UsageThreshold(Base):
     value: Mapped[Decimal]
     #: Invoice at once when an ``amount`` threshold is crossed (progressive billing).
     invoice: Mapped[bool] = mapped_column(default=False)
+    #: Fires at every multiple of ``value`` (100, 200, 300 …) instead of once per period.
+    recurring: Mapped[bool] = mapped_column(default=False, server_default=false())
     last_period_start: Mapped[datetime | None]
+    #: Multiples of ``value`` already fired in ``last_period_start``'s period (recurring thresholds).
+    last_multiple: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime]
 
 
@@ -173,3 +188,24 @@ class UsageImport(Base):
     duplicates: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     rejected: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     updated_at: Mapped[datetime]
+
+
+class UsageLateEvent(Base):
+    """A billable event that arrived after its subscription's period was invoiced (``invoice_id``). The
+    subscription's next billing point re-examines that period and bills the difference as a usage line
+    of the earlier service period (``settled_invoice_id``; ``settled_at`` also set when nothing was
+    owed, e.g. the event was voided first). ADR 0034."""
+
+    __tablename__ = "usage_late_events"
+    __table_args__ = (Index("ix_usage_late_events_pending", "org_id", "subscription_id", "settled_at"),)
+
+    org_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    timestamp: Mapped[datetime]
+    subscription_id: Mapped[str] = mapped_column(String(40))
+    metric_code: Mapped[str] = mapped_column(String(100))
+    #: The invoice that billed the period (None when the period billed no usage of the metric).
+    invoice_id: Mapped[str | None] = mapped_column(String(40))
+    settled_invoice_id: Mapped[str | None] = mapped_column(String(40))
+    settled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]

@@ -23,7 +23,7 @@ from revflow.services.views_usage import (
     UsageEventView,
     UsageThresholdView,
 )
-from revflow.storage.usage_models import UsageEvent
+from revflow.storage.usage_models import UsageEvent, UsageLateEvent
 
 api = router("usage")
 
@@ -142,7 +142,7 @@ async def create_events(request: Request, ctx: CtxDep) -> Response:
     return await run_in_threadpool(_ingest_batch, ctx, raw)
 
 
-EventStatus = Literal["billable", "unmatched", "filtered", "voided", "invalid"]
+EventStatus = Literal["billable", "unmatched", "filtered", "voided", "invalid", "late"]
 
 
 @api.get("/usage_events", response_model=ListOf[UsageEventView], summary="List usage events")
@@ -154,7 +154,10 @@ def list_events(
     metric_code: Annotated[str | None, Query(max_length=100)] = None,
 ) -> dict[str, object]:
     stmt = select(UsageEvent).where(UsageEvent.org_id == ctx.org_id)
-    if status is not None:
+    if status == "late":  # accepted after their period was invoiced (ADR 0034)
+        late = select(UsageLateEvent.event_id).where(UsageLateEvent.org_id == ctx.org_id)
+        stmt = stmt.where(UsageEvent.id.in_(late))
+    elif status is not None:
         stmt = stmt.where(UsageEvent.status == status)
     if customer_id is not None:
         stmt = stmt.where(UsageEvent.customer_id == customer_id)
@@ -168,7 +171,17 @@ def list_events(
         starting_after=page.starting_after,
         ending_before=page.ending_before,
     )
-    return envelope("/v1/usage_events", [UsageEventView.of(e) for e in result.items], result.has_more)
+    lates = {
+        row.event_id: row
+        for row in ctx.session.scalars(
+            select(UsageLateEvent).where(
+                UsageLateEvent.org_id == ctx.org_id,
+                UsageLateEvent.event_id.in_([e.id for e in result.items]),
+            )
+        )
+    }
+    views = [UsageEventView.of(e, late=lates.get(e.id)) for e in result.items]
+    return envelope("/v1/usage_events", views, result.has_more)
 
 
 @api.get(
