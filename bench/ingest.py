@@ -79,6 +79,37 @@ def _hwm_mib(pid: int) -> float:
     return 0.0
 
 
+def _cpu(pids: list[int]) -> dict[int, float]:
+    """utime + stime of each of these processes, in seconds (from /proc; a gone process is left out)."""
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def _cpu_s(pids: list[int]) -> float:
+    return sum(_cpu(pids).values())
+
+
+def _cpu_since(before: dict[int, float], pids: list[int]) -> float:
+    """CPU seconds used since ``before`` by ``pids`` (a process started since counts from zero; one that
+    exited since is lost, so the figure is a floor)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in _cpu(pids).items())
+
+
+def _backends(dsn: str) -> list[int]:
+    """PostgreSQL backend pids connected to the bench database (the server's pooled connections)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
 def _pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
@@ -271,7 +302,9 @@ def _single_bodies(port: int, key: str, customer: str, total: int, tag: str) -> 
     ]
 
 
-def _copy(dsn: str, org_id: str, customers: list[str], n: int, since: datetime, tag: str) -> float:
+def _copy(
+    dsn: str, org_id: str, customers: list[str], n: int, since: datetime, tag: str
+) -> tuple[float, float]:
     """COPY ``n`` rows shaped like the HTTP ones into usage_events; the text is built before the clock
     starts, so the figure is the database's own speed."""
     span = max(1, int((datetime.now(UTC) - since).total_seconds()) - 60)
@@ -292,12 +325,14 @@ def _copy(dsn: str, org_id: str, customers: list[str], n: int, since: datetime, 
         "subscription_id, value, unique_value, group_key, properties, status, reason, created_at"
     )
     with psycopg.connect(dsn) as conn:
+        backend = [conn.info.backend_pid]
+        cpu0 = _cpu_s(backend)
         started = time.perf_counter()
         with conn.cursor() as cur, cur.copy(f"COPY usage_events ({cols}) FROM STDIN") as copy:
             for offset in range(0, len(data), 1 << 20):
                 copy.write(data[offset : offset + (1 << 20)])
         conn.commit()
-        return time.perf_counter() - started
+        return time.perf_counter() - started, _cpu_s(backend) - cpu0
 
 
 def _seed(
@@ -477,7 +512,12 @@ def main() -> None:
                 _request(port, key, "/v1/usage_events/batch", b)
                 for b in _bodies(customers, args.events, args.batch, since, f"http{run}")
             ]
-            wall, _, counts, cpu = _load(port, bodies, args.concurrency, args.client_procs, 200, True)
+            _load(port, bodies[:1], 1, 1, 200, True)  # open the pools' connections before measuring
+            servers, pg0 = _children(server.pid), _cpu(_backends(dsn))
+            py0 = _cpu_s(servers)
+            wall, _, counts, cpu = _load(port, bodies[1:], args.concurrency, args.client_procs, 200, True)
+            py_ms = (_cpu_s(servers) - py0) * 1e6 / counts["accepted"]
+            pg_ms = _cpu_since(pg0, _backends(dsn)) * 1e6 / counts["accepted"]
             http_rate = counts["accepted"] / wall
             print(
                 f"[run {run}] HTTP batch ingestion: {counts['accepted']:,} events in {wall:.2f} s = "
@@ -485,25 +525,42 @@ def main() -> None:
                 f"{args.client_procs} client processes; rejected {counts['rejected']}; "
                 f"client CPU {cpu:.2f} s = {cpu / wall:.0%} of one core)"
             )
+            print(
+                f"  CPU per 1,000 events: server processes {py_ms:.1f} ms, their PostgreSQL backends "
+                f"{pg_ms:.1f} ms (load-independent; the rate above depends on what else runs)"
+            )
             _, _, dup, _ = _load(port, bodies[:20], args.concurrency, 1, 200, True)
             print(
                 f"  resent {sum(dup.values()):,} events: {dup['duplicate']:,} duplicate, "
                 f"{dup['accepted']} accepted"
             )
-            copy_s = _copy(dsn, org_id, customers, args.events, since, f"copy{run}")
+            copy_s, copy_cpu = _copy(dsn, org_id, customers, args.events, since, f"copy{run}")
             copy_rate = args.events / copy_s
+            copy_ms = copy_cpu * 1e6 / args.events
             print(
                 f"[run {run}] raw COPY of the same rows into usage_events: {copy_rate:,.0f} rows/s; "
                 f"ratio HTTP/COPY = {http_rate / copy_rate:.2f}"
             )
+            print(
+                f"  COPY costs PostgreSQL {copy_ms:.1f} ms CPU per 1,000 rows; CPU ratio COPY / HTTP "
+                f"(server + PostgreSQL) = {copy_ms / (py_ms + pg_ms):.2f}"
+            )
 
         for run in range(1, args.repeat + 1):
             singles = _single_bodies(port, key, big, args.single, f"single{run}")
+            servers, pg0 = _children(server.pid), _cpu(_backends(dsn))
+            py0 = _cpu_s(servers)
             wall, lat, _, cpu = _load(port, singles, args.clients, args.client_procs, 201, False)
+            py_ms = (_cpu_s(servers) - py0) * 1e3 / len(lat)
+            pg_ms = _cpu_since(pg0, _backends(dsn)) * 1e3 / len(lat)
             print(
                 f"[run {run}] single-event POST, {args.clients} concurrent clients, {len(lat):,} requests: "
                 f"p50 {_pct(lat, 50) * 1000:.1f} ms, p99 {_pct(lat, 99) * 1000:.1f} ms "
                 f"({len(lat) / wall:,.0f} req/s; client CPU {cpu:.2f} s = {cpu / wall:.0%} of one core)"
+            )
+            print(
+                f"  CPU per request: server processes {py_ms:.2f} ms, "
+                f"their PostgreSQL backends {pg_ms:.2f} ms"
             )
         pids = _children(server.pid)
         rss = {pid: _hwm_mib(pid) for pid in pids}
