@@ -109,9 +109,17 @@ def _rollup_scope(org_id: str, customer_id: str, code: str, lo: datetime | None,
 
 
 def _stats(
-    s: Session, org_id: str, customer_id: str, code: str, start: datetime | None, end: datetime
+    s: Session,
+    org_id: str,
+    customer_id: str,
+    code: str,
+    start: datetime | None,
+    end: datetime,
+    *,
+    with_latest: bool,
 ) -> dict[str, list[Any]]:
-    """Per group: [events, total, min, max, (latest_at, latest_value)] over the window."""
+    """Per group: [events, total, min, max, (latest_at, latest_value)] over the window. The latest value
+    (two ranking queries) is read only ``with_latest``; otherwise it stays None."""
     lo, hi, edges = _windows(start, end)
     out: dict[str, list[Any]] = {}
 
@@ -143,6 +151,8 @@ def _stats(
             .group_by(UsageRollup.group_key)
         ):
             merge(g, n, total, mn, mx)
+    if hi is not None and with_latest:
+        scope = _rollup_scope(org_id, customer_id, code, lo, hi)
         ranked = (
             select(
                 UsageRollup.group_key,
@@ -176,6 +186,8 @@ def _stats(
             .group_by(UsageEvent.group_key)
         ):
             merge(g, count, sum_, low, high)
+    if edges and with_latest:
+        scope = _event_scope(org_id, customer_id, code, edges)
         ranked_events = (
             select(
                 UsageEvent.group_key,
@@ -238,7 +250,10 @@ def _weighted(
     first, last = int(start.timestamp()), int(end.timestamp())
     levels: dict[str, int] = {}
     if metric.recurring:
-        levels = {g: row[1] for g, row in _stats(s, org_id, customer_id, metric.code, None, start).items()}
+        levels = {
+            g: row[1]
+            for g, row in _stats(s, org_id, customer_id, metric.code, None, start, with_latest=False).items()
+        }
     rows = s.execute(
         select(
             UsageEvent.group_key,
@@ -274,7 +289,9 @@ def measure(
         if agg is Aggregation.UNIQUE_COUNT:
             units = _unique(session, org_id, customer_id, metric.code, since, end)
         else:
-            stats = _stats(session, org_id, customer_id, metric.code, since, end)
+            stats = _stats(
+                session, org_id, customer_id, metric.code, since, end, with_latest=agg is Aggregation.LATEST
+            )
             units = {g: _pick(agg, row) for g, row in stats.items()}
     return {g: max(u, _ZERO) for g, u in units.items()}
 
