@@ -26,8 +26,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
+import multiprocessing
 import os
+import re
+import resource
 import signal
 import socket
 import subprocess
@@ -36,8 +40,10 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +77,37 @@ def _hwm_mib(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _cpu(pids: list[int]) -> dict[int, float]:
+    """utime + stime of each of these processes, in seconds (from /proc; a gone process is left out)."""
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def _cpu_s(pids: list[int]) -> float:
+    return sum(_cpu(pids).values())
+
+
+def _cpu_since(before: dict[int, float], pids: list[int]) -> float:
+    """CPU seconds used since ``before`` by ``pids`` (a process started since counts from zero; one that
+    exited since is lost, so the figure is a floor)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in _cpu(pids).items())
+
+
+def _backends(dsn: str) -> list[int]:
+    """PostgreSQL backend pids connected to the bench database (the server's pooled connections)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [r[0] for r in rows]
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -153,60 +190,121 @@ def _bodies(customers: list[str], events: int, batch: int, since: datetime, tag:
     return out
 
 
-async def _send_batches(
-    base: str, key: str, bodies: list[bytes], concurrency: int
-) -> tuple[float, dict[str, int]]:
-    counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120, limits=limits) as client:
-
-        async def worker() -> None:
-            while not queue.empty():
-                body = queue.get_nowait()
-                r = await client.post("/v1/usage_events/batch", content=body)
-                r.raise_for_status()
-                data = r.json()
-                for k in counts:
-                    counts[k] += data[k]
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - started, counts
+def _request(port: int, key: str, path: str, body: bytes) -> bytes:
+    """One pre-serialised HTTP/1.1 keep-alive request: the client sends bytes and parses nothing but the
+    status line, Content-Length and (for batches) the three counts at the start of the answer."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
 
 
-async def _singles(base: str, key: str, customer: str, total: int, clients: int) -> tuple[list[float], float]:
+_COUNTS = re.compile(rb'"accepted":(\d+),"duplicate":(\d+),"rejected":(\d+)')
+
+
+async def _conn_loop(
+    port: int, jobs: list[bytes], expect: int, out: list[float], counts: list[int], batch: bool
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for req in jobs:
+            t0 = time.perf_counter()
+            writer.write(req)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            i = head.lower().index(b"content-length:")
+            length = int(head[i + 15 : head.index(b"\r\n", i)])
+            body = await reader.readexactly(length)
+            out.append(time.perf_counter() - t0)
+            if status != expect:
+                raise RuntimeError(f"HTTP {status}: {body[:300]!r}")
+            if batch:
+                m = _COUNTS.search(body, 0, 200)
+                assert m is not None, body[:200]
+                for k in range(3):
+                    counts[k] += int(m.group(k + 1))
+    finally:
+        writer.close()
+
+
+def _client_proc(
+    port: int, jobs: list[list[bytes]], expect: int, batch: bool, start_at: float, conn: Any
+) -> None:
+    """One client process: one connection per job list, all started at ``start_at`` (time.time())."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
     latencies: list[float] = []
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    per_client = max(1, total // clients)
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120, limits=limits) as client:
+    counts = [0, 0, 0]
 
-        async def one(c: int) -> None:
-            for i in range(per_client):
-                body = json.dumps(
-                    {
-                        "transaction_id": f"single-{c}-{i}",
-                        "customer_id": customer,
-                        "metric_code": "api_calls",
-                        "properties": {"n": 1},
-                    }
-                ).encode()
-                t0 = time.perf_counter()
-                r = await client.post("/v1/usage_events", content=body)
-                latencies.append(time.perf_counter() - t0)
-                assert r.status_code == 201, r.text
+    async def run() -> None:
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        await asyncio.gather(*(_conn_loop(port, j, expect, latencies, counts, batch) for j in jobs))
 
-        started = time.perf_counter()
-        await asyncio.gather(*(one(c) for c in range(clients)))
-        return latencies, time.perf_counter() - started
+    asyncio.run(run())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    conn.send((latencies, counts, usage.ru_utime + usage.ru_stime))  # a fork starts at zero
+    conn.close()
 
 
-def _copy(dsn: str, org_id: str, customers: list[str], n: int, since: datetime) -> float:
+def _load(
+    port: int, requests: list[bytes], connections: int, procs: int, expect: int, batch: bool
+) -> tuple[float, list[float], dict[str, int], float]:
+    """Send ``requests`` over ``connections`` keep-alive connections spread over ``procs`` client
+    processes. Returns wall seconds, latencies, batch counts and the CPU seconds the clients used."""
+    per_conn: list[list[bytes]] = [requests[i::connections] for i in range(connections)]
+    procs = max(1, min(procs, connections))
+    ctx = multiprocessing.get_context("fork")
+    start_at = time.time() + 0.5
+    pipes, children = [], []
+    for p in range(procs):
+        parent, child = ctx.Pipe(duplex=False)
+        proc = ctx.Process(
+            target=_client_proc, args=(port, per_conn[p::procs], expect, batch, start_at, child)
+        )
+        proc.start()
+        pipes.append(parent)
+        children.append(proc)
+    latencies: list[float] = []
+    counts = [0, 0, 0]
+    cpu = 0.0
+    results = [pipe.recv() for pipe in pipes]
+    wall = time.time() - start_at
+    for proc in children:
+        proc.join()
+    for lat, cnt, used in results:
+        latencies += lat
+        counts = [a + b for a, b in zip(counts, cnt, strict=True)]
+        cpu += used
+    return wall, latencies, dict(zip(("accepted", "duplicate", "rejected"), counts, strict=True)), cpu
+
+
+def _single_bodies(port: int, key: str, customer: str, total: int, tag: str) -> list[bytes]:
+    return [
+        _request(
+            port,
+            key,
+            "/v1/usage_events",
+            orjson.dumps(
+                {
+                    "transaction_id": f"{tag}-{i}",
+                    "customer_id": customer,
+                    "metric_code": "api_calls",
+                    "properties": {"n": 1},
+                }
+            ),
+        )
+        for i in range(total)
+    ]
+
+
+def _copy(
+    dsn: str, org_id: str, customers: list[str], n: int, since: datetime, tag: str
+) -> tuple[float, float]:
     """COPY ``n`` rows shaped like the HTTP ones into usage_events; the text is built before the clock
     starts, so the figure is the database's own speed."""
     span = max(1, int((datetime.now(UTC) - since).total_seconds()) - 60)
@@ -217,7 +315,8 @@ def _copy(dsn: str, org_id: str, customers: list[str], n: int, since: datetime) 
         at = (since + timedelta(seconds=(i * 7919) % span)).isoformat()
         props = json.dumps({"n": 1 + i % 5, "region": "eu" if i % 2 else "us"})
         lines.append(
-            f"{base}{i:07d}\t{at}\t{org_id}\tcopy-{i}\tapi_calls\t{customers[i % len(customers)]}\t\\N\t\\N\t"
+            f"{base}{i:07d}\t{at}\t{org_id}\t{tag}-{i}\tapi_calls\t{customers[i % len(customers)]}"
+            "\t\\N\t\\N\t"
             f"{(1 + i % 5) * 1_000_000}\t\\N\t\t{props}\tbillable\t\\N\t{created}\n"
         )
     data = "".join(lines).encode()
@@ -226,12 +325,14 @@ def _copy(dsn: str, org_id: str, customers: list[str], n: int, since: datetime) 
         "subscription_id, value, unique_value, group_key, properties, status, reason, created_at"
     )
     with psycopg.connect(dsn) as conn:
+        backend = [conn.info.backend_pid]
+        cpu0 = _cpu_s(backend)
         started = time.perf_counter()
         with conn.cursor() as cur, cur.copy(f"COPY usage_events ({cols}) FROM STDIN") as copy:
             for offset in range(0, len(data), 1 << 20):
                 copy.write(data[offset : offset + (1 << 20)])
         conn.commit()
-        return time.perf_counter() - started
+        return time.perf_counter() - started, _cpu_s(backend) - cpu0
 
 
 def _seed(
@@ -346,6 +447,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=6)
+    parser.add_argument("--client-procs", type=int, default=2, help="client processes")
+    parser.add_argument("--repeat", type=int, default=2, help="measure each figure this many times")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--customers", type=int, default=100)
     parser.add_argument("--single", type=int, default=4000)
@@ -398,39 +501,67 @@ def main() -> None:
             time.sleep(0.2)
         now = datetime.now(UTC)
         since = datetime(now.year, now.month, 1, tzinfo=UTC)
-        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
-            customers, big = _catalog(http, args.customers, since)
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
+            customers, big = _catalog(client, args.customers, since)
         print(
             f"database {name}; server: {args.workers} uvicorn worker(s); {os.cpu_count()} cores on this host"
         )
 
-        bodies = _bodies(customers, args.events, args.batch, since, "http")
-        elapsed, counts = asyncio.run(_send_batches(base, key, bodies, args.concurrency))
-        http_rate = counts["accepted"] / elapsed
-        print(
-            f"HTTP batch ingestion: {counts['accepted']:,} events in {elapsed:.2f} s = "
-            f"{http_rate:,.0f} events/s (batches of {args.batch}, {args.concurrency} in flight; "
-            f"rejected {counts['rejected']})"
-        )
-        _, dup = asyncio.run(_send_batches(base, key, bodies[:20], args.concurrency))
-        print(
-            f"  resent {sum(dup.values()):,} events: {dup['duplicate']:,} duplicate, "
-            f"{dup['accepted']} accepted"
-        )
+        for run in range(1, args.repeat + 1):
+            bodies = [
+                _request(port, key, "/v1/usage_events/batch", b)
+                for b in _bodies(customers, args.events, args.batch, since, f"http{run}")
+            ]
+            _load(port, bodies[:1], 1, 1, 200, True)  # open the pools' connections before measuring
+            servers, pg0 = _children(server.pid), _cpu(_backends(dsn))
+            py0 = _cpu_s(servers)
+            wall, _, counts, cpu = _load(port, bodies[1:], args.concurrency, args.client_procs, 200, True)
+            py_ms = (_cpu_s(servers) - py0) * 1e6 / counts["accepted"]
+            pg_ms = _cpu_since(pg0, _backends(dsn)) * 1e6 / counts["accepted"]
+            http_rate = counts["accepted"] / wall
+            print(
+                f"[run {run}] HTTP batch ingestion: {counts['accepted']:,} events in {wall:.2f} s = "
+                f"{http_rate:,.0f} events/s (batches of {args.batch}, {args.concurrency} in flight over "
+                f"{args.client_procs} client processes; rejected {counts['rejected']}; "
+                f"client CPU {cpu:.2f} s = {cpu / wall:.0%} of one core)"
+            )
+            print(
+                f"  CPU per 1,000 events: server processes {py_ms:.1f} ms, their PostgreSQL backends "
+                f"{pg_ms:.1f} ms (load-independent; the rate above depends on what else runs)"
+            )
+            _, _, dup, _ = _load(port, bodies[:20], args.concurrency, 1, 200, True)
+            print(
+                f"  resent {sum(dup.values()):,} events: {dup['duplicate']:,} duplicate, "
+                f"{dup['accepted']} accepted"
+            )
+            copy_s, copy_cpu = _copy(dsn, org_id, customers, args.events, since, f"copy{run}")
+            copy_rate = args.events / copy_s
+            copy_ms = copy_cpu * 1e6 / args.events
+            print(
+                f"[run {run}] raw COPY of the same rows into usage_events: {copy_rate:,.0f} rows/s; "
+                f"ratio HTTP/COPY = {http_rate / copy_rate:.2f}"
+            )
+            print(
+                f"  COPY costs PostgreSQL {copy_ms:.1f} ms CPU per 1,000 rows; CPU ratio COPY / HTTP "
+                f"(server + PostgreSQL) = {copy_ms / (py_ms + pg_ms):.2f}"
+            )
 
-        copy_s = _copy(dsn, org_id, customers, args.events, since)
-        copy_rate = args.events / copy_s
-        print(
-            f"raw COPY of the same rows into usage_events: {copy_rate:,.0f} rows/s; "
-            f"ratio HTTP/COPY = {http_rate / copy_rate:.2f}"
-        )
-
-        lat, wall = asyncio.run(_singles(base, key, big, args.single, args.clients))
-        print(
-            f"single-event POST, {args.clients} concurrent clients, {len(lat):,} requests: "
-            f"p50 {_pct(lat, 50) * 1000:.1f} ms, p99 {_pct(lat, 99) * 1000:.1f} ms "
-            f"({len(lat) / wall:,.0f} req/s)"
-        )
+        for run in range(1, args.repeat + 1):
+            singles = _single_bodies(port, key, big, args.single, f"single{run}")
+            servers, pg0 = _children(server.pid), _cpu(_backends(dsn))
+            py0 = _cpu_s(servers)
+            wall, lat, _, cpu = _load(port, singles, args.clients, args.client_procs, 201, False)
+            py_ms = (_cpu_s(servers) - py0) * 1e3 / len(lat)
+            pg_ms = _cpu_since(pg0, _backends(dsn)) * 1e3 / len(lat)
+            print(
+                f"[run {run}] single-event POST, {args.clients} concurrent clients, {len(lat):,} requests: "
+                f"p50 {_pct(lat, 50) * 1000:.1f} ms, p99 {_pct(lat, 99) * 1000:.1f} ms "
+                f"({len(lat) / wall:,.0f} req/s; client CPU {cpu:.2f} s = {cpu / wall:.0%} of one core)"
+            )
+            print(
+                f"  CPU per request: server processes {py_ms:.2f} ms, "
+                f"their PostgreSQL backends {pg_ms:.2f} ms"
+            )
         pids = _children(server.pid)
         rss = {pid: _hwm_mib(pid) for pid in pids}
         print("server peak RSS (VmHWM): " + ", ".join(f"pid {p}: {m:.0f} MiB" for p, m in rss.items()))
@@ -444,26 +575,31 @@ def main() -> None:
                     "SELECT count(*) FROM usage_events WHERE customer_id = %s", (big,)
                 ).fetchone()[0]  # type: ignore[index]
             print(f"  {n:,} events in the table, {mine:,} for customer {big} (seeded in {took:.0f} s)")
-            times = []
-            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+            for run in range(1, args.repeat + 1):
+                times = []
+                http_conn = http.client.HTTPConnection("127.0.0.1", port)
+                auth = {"Authorization": f"Bearer {key}"}
                 for i in range(args.queries + 5):
                     t0 = time.perf_counter()
-                    r = http.get(f"/v1/customers/{big}/usage")
+                    http_conn.request("GET", f"/v1/customers/{big}/usage", headers=auth)
+                    resp = http_conn.getresponse()
+                    raw = resp.read()
                     took_q = time.perf_counter() - t0
-                    r.raise_for_status()
+                    assert resp.status == 200, raw[:300]
                     if i >= 5:
                         times.append(took_q)
-                line = r.json()["subscriptions"][0]["lines"][0]
-            direct = _direct_usage(url, org_id, big, args.queries)
-            print(
-                f"  the same query in-process (usage_live.customer_usage, no HTTP): "
-                f"p50 {_pct(direct, 50) * 1000:.1f} ms, p95 {_pct(direct, 95) * 1000:.1f} ms"
-            )
-            print(
-                f"GET /v1/customers/{{id}}/usage over {args.queries} calls: "
-                f"p50 {_pct(times, 50) * 1000:.1f} ms, p95 {_pct(times, 95) * 1000:.1f} ms "
-                f"(units {line['units']}, amount {line['amount']})"
-            )
+                http_conn.close()
+                line = orjson.loads(raw)["subscriptions"][0]["lines"][0]
+                direct = _direct_usage(url, org_id, big, args.queries)
+                print(
+                    f"  [run {run}] the same query in-process (usage_live.customer_usage, no HTTP): "
+                    f"p50 {_pct(direct, 50) * 1000:.1f} ms, p95 {_pct(direct, 95) * 1000:.1f} ms"
+                )
+                print(
+                    f"[run {run}] GET /v1/customers/{{id}}/usage over {args.queries} calls: "
+                    f"p50 {_pct(times, 50) * 1000:.1f} ms, p95 {_pct(times, 95) * 1000:.1f} ms "
+                    f"(units {line['units']}, amount {line['amount']})"
+                )
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)

@@ -137,6 +137,7 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
     app.state.container = container
     install_handlers(app)
     for module in (
+        usage,  # first: routes are matched in order and usage events are the highest-rate requests
         customers,
         invoices,
         credit_notes,
@@ -152,7 +153,6 @@ def create_app(container: Container, *, start_worker: bool = False) -> FastAPI:
         gateway_webhooks,
         webhooks,
         entity_mappings,
-        usage,
         integrations,
         crm_webhooks,
     ):

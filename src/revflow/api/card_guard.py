@@ -24,6 +24,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Digits, each optionally followed by one space or dash, 13 to 19 digits in all, not inside a longer number.
 _CANDIDATE = re.compile(rb"(?<![0-9])[0-9](?:[ \-]?[0-9]){12,18}(?![0-9])")
+# A stretch of 13+ digits, spaces and dashes starting with a digit: every candidate lies inside one, and a
+# JSON body has few, so the candidate pattern (slower: it is tried at every digit) runs only inside them.
+_RUN = re.compile(rb"[0-9][0-9 \-]{12,}")
 _EXEMPT_PREFIXES = ("/v1/webhooks/",)
 
 
@@ -50,14 +53,15 @@ def contains_card_number(body: bytes) -> bool:
     >>> contains_card_number(b'{"amount": 4242424242424241}')
     False
     """
-    for match in _CANDIDATE.finditer(body):
-        raw = match.group().decode()
-        digits = raw.replace(" ", "").replace("-", "")
-        seps = {c for c in raw if not c.isdigit()}
-        if len(seps) > 1:  # a mix of spaces and dashes: not how a card number is written
-            continue
-        if luhn_valid(digits):
-            return True
+    for run in _RUN.finditer(body):
+        for match in _CANDIDATE.finditer(body, run.start(), run.end()):
+            raw = match.group().decode()
+            digits = raw.replace(" ", "").replace("-", "")
+            seps = {c for c in raw if not c.isdigit()}
+            if len(seps) > 1:  # a mix of spaces and dashes: not how a card number is written
+                continue
+            if luhn_valid(digits):
+                return True
     return False
 
 

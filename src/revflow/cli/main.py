@@ -79,6 +79,7 @@ def serve(
     import uvicorn
 
     from revflow.api.app import create_app
+    from revflow.api.asgi import freeze_heap
 
     settings = _settings()
     if workers > 1:
@@ -97,8 +98,10 @@ def serve(
     if demo:
         _load_demo(container, url)
     err.print(f"Revflow API on [bold]{url}[/bold]  (docs: {url}/docs)")
+    api = create_app(container, start_worker=worker)
+    freeze_heap()
     uvicorn.run(
-        create_app(container, start_worker=worker),
+        api,
         host=host or settings.host,
         port=port or settings.port,
         log_level=settings.log_level.lower(),

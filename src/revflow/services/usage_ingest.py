@@ -22,7 +22,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from revflow.domain.ids import new_id
-from revflow.domain.usage import Aggregation, InvalidValue, floor_hour, matches_filters, to_micros
+from revflow.domain.usage import (
+    MAX_MICROS,
+    Aggregation,
+    InvalidValue,
+    floor_hour,
+    matches_filters,
+    to_micros,
+)
 from revflow.services.context import Ctx
 from revflow.storage.models import Customer, CustomerExternalId, Subscription
 from revflow.storage.usage_models import (
@@ -41,6 +48,19 @@ ROLLUP_SHARDS: Final = 8
 _ALPHABET: Final = "0123456789abcdefghjkmnpqrstvwxyz"
 FUTURE_LIMIT: Final = timedelta(hours=1)
 _MAX_PROPERTIES: Final = 100
+#: Integers up to this need no range check after scaling to micro-units.
+_MAX_INT_UNITS: Final = MAX_MICROS // 1_000_000
+_FIELDS: Final = frozenset(
+    {
+        "transaction_id",
+        "metric_code",
+        "customer_id",
+        "external_customer_id",
+        "subscription_id",
+        "timestamp",
+        "properties",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -137,7 +157,34 @@ class _Event:
     reason: str | None = None
 
 
+def _ok_id(value: Any, limit: int) -> bool:
+    return value is None or (type(value) is str and 0 < len(value) <= limit)
+
+
 def _parse(index: int, raw: Any, now: datetime) -> _Event:
+    """The event of a JSON object, or _Reject. Well-formed events take the fast path (a handful of type
+    checks); anything else goes through :func:`_parse_checked`, which finds the reason."""
+    if type(raw) is dict and _FIELDS.issuperset(raw):
+        tx, metric = raw.get("transaction_id"), raw.get("metric_code")
+        cid, ext, sub = raw.get("customer_id"), raw.get("external_customer_id"), raw.get("subscription_id")
+        props = raw.get("properties") or {}
+        if (
+            type(tx) is str
+            and 0 < len(tx) <= 255
+            and type(metric) is str
+            and 0 < len(metric) <= 100
+            and (cid is not None or ext is not None or sub is not None)
+            and _ok_id(cid, 40)
+            and _ok_id(ext, 200)
+            and _ok_id(sub, 40)
+            and type(props) is dict
+            and len(props) <= _MAX_PROPERTIES
+        ):
+            return _Event(index, tx, metric, cid, ext, sub, _timestamp(raw.get("timestamp"), now), props)
+    return _parse_checked(index, raw, now)
+
+
+def _parse_checked(index: int, raw: Any, now: datetime) -> _Event:
     if not isinstance(raw, dict):
         raise _Reject("invalid_event", "an event must be a JSON object")
     tx = _text(raw, "transaction_id", 255, required=True)
@@ -183,15 +230,16 @@ def apply_metric(event: Any, metric: BillableMetric) -> None:
     ``filtered`` when the metric's filters exclude it. Raises InvalidValue for a missing or non-numeric
     value."""
     props = event.properties
-    agg = Aggregation(metric.aggregation)
     if metric.property is not None:
-        if metric.property not in props or props[metric.property] is None:
+        raw = props.get(metric.property)
+        if raw is None:
             raise InvalidValue(f"property {metric.property!r} is required by metric {metric.code!r}")
-        raw = props[metric.property]
-        if agg is Aggregation.UNIQUE_COUNT:
+        if metric.aggregation == Aggregation.UNIQUE_COUNT.value:
             if isinstance(raw, dict | list):
                 raise InvalidValue(f"property {metric.property!r} must be a string or number")
             event.unique_value = str(raw)[:200]
+        elif type(raw) is int and -_MAX_INT_UNITS <= raw <= _MAX_INT_UNITS:
+            event.value = raw * 1_000_000  # the common case, exact without Decimal
         else:
             event.value = to_micros(repr(raw) if isinstance(raw, float) else raw)
     if metric.group_by is not None:

@@ -164,8 +164,11 @@ def _rollup_scope(org_id: str, key: str, code: str, lo: datetime | None, hi: dat
     return scope
 
 
-def _stats(s: Session, org_id: str, slices: list[Slice], code: str) -> dict[str, list[Any]]:
-    """Per group: [events, total, min, max, (latest_at, latest_value)] over the slices."""
+def _stats(
+    s: Session, org_id: str, slices: list[Slice], code: str, *, with_latest: bool = True
+) -> dict[str, list[Any]]:
+    """Per group: [events, total, min, max, (latest_at, latest_value)] over the slices. The latest value
+    (two ranking queries per slice) is read only ``with_latest``; otherwise it stays None."""
     out: dict[str, list[Any]] = {}
 
     def merge(group: str, n: int, total: Any, mn: Any, mx: Any) -> None:
@@ -198,6 +201,7 @@ def _stats(s: Session, org_id: str, slices: list[Slice], code: str) -> dict[str,
                 .group_by(UsageRollup.group_key)
             ):
                 merge(g, n, total, mn, mx)
+        if hi is not None and with_latest:
             ranked = (
                 select(
                     UsageRollup.group_key,
@@ -234,6 +238,7 @@ def _stats(s: Session, org_id: str, slices: list[Slice], code: str) -> dict[str,
                 .group_by(UsageEvent.group_key)
             ):
                 merge(g, count, sum_, low, high)
+        if edges and with_latest:
             ranked_events = (
                 select(
                     UsageEvent.group_key,
@@ -312,7 +317,11 @@ def _weighted(
     levels: dict[str, int] = {}
     if metric.recurring:
         before = _clip(slices, None, start)
-        levels = {g: row[1] for g, row in _stats(s, org_id, before, metric.code).items()} if before else {}
+        levels = (
+            {g: row[1] for g, row in _stats(s, org_id, before, metric.code, with_latest=False).items()}
+            if before
+            else {}
+        )
     inside = _clip(slices, start, end)
     sums: dict[str, tuple[int, int]] = {}
     if inside:
@@ -357,7 +366,7 @@ def measure(
         if agg is Aggregation.UNIQUE_COUNT:
             units = _unique(session, org_id, window, metric.code)
         else:
-            stats = _stats(session, org_id, window, metric.code)
+            stats = _stats(session, org_id, window, metric.code, with_latest=agg is Aggregation.LATEST)
             units = {g: _pick(agg, row) for g, row in stats.items()}
     return {g: max(u, _ZERO) for g, u in units.items()}
 
