@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -72,6 +73,34 @@ class TestCli:
         reasons = {i["billing_reason"] for i in invoices}
         assert {"manual", "subscription_create", "subscription_cycle", "subscription_update"} <= reasons
         assert sorted(e["template"] for e in emails) == ["recovered", "retry", "retry", "retry"]
+
+    def test_a_demo_left_half_loaded_is_set_aside_and_loaded_again(self, sqlite_env: Path) -> None:
+        from sqlalchemy import select
+
+        from revflow.bootstrap import build
+        from revflow.services.demo import DEMO_NAME
+        from revflow.storage.models import Organization
+
+        container = build(get_settings())
+        with container.sessions() as session:  # what an interrupted load leaves behind
+            org = Organization(
+                id="org_halfloaded",
+                name=DEMO_NAME,
+                metadata_={"demo": "loading"},
+                created_at=datetime.now(UTC),
+            )
+            session.add(org)
+            session.commit()
+
+        result = CliRunner().invoke(app, ["demo"])
+
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("Created demo organization")
+        with container.sessions() as session:
+            names = {r.id: r.name for r in session.execute(select(Organization.id, Organization.name))}
+        container.close()
+        assert names.pop("org_halfloaded") == f"{DEMO_NAME} (incomplete)"
+        assert list(names.values()) == [DEMO_NAME]
 
     def test_migrate_reports_success(self, sqlite_env: Path) -> None:
         result = CliRunner().invoke(app, ["migrate"])
