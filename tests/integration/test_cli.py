@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -38,33 +39,68 @@ class TestCli:
             r = http.get("/v1/customers", headers={"Authorization": f"Bearer {key}"})
         assert r.status_code == 200 and r.json()["data"] == []
 
-    def test_demo_loads_customers_and_a_year_of_invoices(self, sqlite_env: Path) -> None:
+    def test_demo_loads_customers_and_a_year_of_collected_invoices(self, sqlite_env: Path) -> None:
         from fastapi.testclient import TestClient
 
         from revflow.api.app import create_app
         from revflow.bootstrap import build
 
         result = CliRunner().invoke(app, ["demo"])
+        again = CliRunner().invoke(app, ["demo"])
 
         assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("Created demo organization")
+        assert again.exit_code == 0 and again.stdout.startswith("Found demo organization")
         key = result.stdout.strip().splitlines()[-1].split()[-1]
         auth = {"Authorization": f"Bearer {key}"}
-        with TestClient(create_app(build(get_settings()))) as http:
+        with TestClient(create_app(build(get_settings()), start_worker=False)) as http:
             customers = http.get("/v1/customers", headers=auth, params={"limit": 100}).json()["data"]
             invoices = http.get("/v1/invoices", headers=auth, params={"limit": 100}).json()["data"]
             subs = http.get("/v1/subscriptions", headers=auth, params={"limit": 100}).json()["data"]
+            emails = http.get("/v1/emails", headers=auth, params={"limit": 100}).json()["data"]
         by_name = {c["name"]: c["id"] for c in customers}
-        assert len(customers) == 8
+        assert len(customers) == 9
         assert {i["currency"] for i in invoices} == {"USD", "EUR", "JPY"}
-        assert sorted(s["status"] for s in subs) == ["active", "active", "active", "active", "canceled"]
+        assert sorted(s["status"] for s in subs) == ["active"] * 5 + ["canceled"]
         globex = sorted(
             (i for i in invoices if i["customer_id"] == by_name["Globex Corporation"]),
             key=lambda i: i["created_at"],
         )
-        assert [(i["discount"], i["total"]) for i in globex] == [(200000, 800000), (0, 1000000)]
+        assert [(i["discount"], i["total"], i["status"]) for i in globex] == [
+            (200000, 800000, "paid"),
+            (0, 1000000, "open"),
+        ]
         reasons = {i["billing_reason"] for i in invoices}
         assert {"manual", "subscription_create", "subscription_cycle", "subscription_update"} <= reasons
-        assert len(invoices) >= 50  # a year of monthly cycles for four customers, plus the one-off invoices
+        assert sorted(e["template"] for e in emails) == ["recovered", "retry", "retry", "retry"]
+
+    def test_a_demo_left_half_loaded_is_set_aside_and_loaded_again(self, sqlite_env: Path) -> None:
+        from sqlalchemy import select
+
+        from revflow.bootstrap import build
+        from revflow.services.demo import DEMO_NAME
+        from revflow.storage.models import Organization
+
+        container = build(get_settings())
+        with container.sessions() as session:  # what an interrupted load leaves behind
+            org = Organization(
+                id="org_halfloaded",
+                name=DEMO_NAME,
+                metadata_={"demo": "loading"},
+                created_at=datetime.now(UTC),
+            )
+            session.add(org)
+            session.commit()
+
+        result = CliRunner().invoke(app, ["demo"])
+
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("Created demo organization")
+        with container.sessions() as session:
+            names = {r.id: r.name for r in session.execute(select(Organization.id, Organization.name))}
+        container.close()
+        assert names.pop("org_halfloaded") == f"{DEMO_NAME} (incomplete)"
+        assert list(names.values()) == [DEMO_NAME]
 
     def test_migrate_reports_success(self, sqlite_env: Path) -> None:
         result = CliRunner().invoke(app, ["migrate"])

@@ -154,11 +154,10 @@ def orgs_create(name: Annotated[str, typer.Option("--name", help="Organization n
 
 
 def _load_demo(container, url: str) -> None:  # type: ignore[no-untyped-def]
-    from revflow.services.demo import load_demo
+    from revflow.jobs.demo import load_demo
 
-    with container.sessions() as session, err.status("Loading demo data …"):
-        org, secret, created = load_demo(session, clock=container.clock)
-        session.commit()
+    with err.status("Loading demo data …"):
+        org, secret, created = load_demo(container)
     what = "Created" if created else "Found"
     typer.echo(f"{what} demo organization {org.name} ({org.id}).")
     typer.echo(f"Try: curl -H 'Authorization: Bearer {secret}' {url}/v1/invoices")

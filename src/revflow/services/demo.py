@@ -1,13 +1,20 @@
-"""Demo data: an organization with customers in several currencies and invoices in every state."""
+"""Demo data: an organization with customers in several currencies and invoices in every state, and a
+year of subscription billing on a test clock whose charges are collected as the worker collects them.
+
+The year runs in steps: each step is one transaction (the clock moves, customers act), committed, then
+``run_jobs`` runs the worker's payment jobs (charges, sandbox ACH settlement, dunning deadlines, emails)
+exactly as ``revflow serve`` would, so payments, dunning cases and emails are the real ones."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from revflow.domain.clock import Clock
 from revflow.domain.cycles import shift
@@ -18,45 +25,68 @@ from revflow.services import (
     customers,
     invoices,
     orgs,
+    payment_methods,
     subscriptions,
     test_clocks,
+    usage_ingest,
+    usage_metrics,
 )
 from revflow.services.context import Actor, Ctx
-from revflow.storage.models import Organization
+from revflow.services.ports import PaymentGateway
+from revflow.storage.models import Organization, Payment, Subscription
 
 __all__ = ["DEMO_NAME", "load_demo"]
 
 DEMO_NAME = "Revflow Demo Co."
 
 
-def load_demo(session: Session, *, clock: Clock) -> tuple[Organization, str, bool]:
+#: ``Organization.metadata["demo"]`` while the year is being simulated, then ``ready``.
+_LOADING, _READY = "loading", "ready"
+
+
+def load_demo(
+    sessions: sessionmaker[Session],
+    *,
+    clock: Clock,
+    gateway: PaymentGateway,
+    run_jobs: Callable[[], object],
+) -> tuple[Organization, str, bool]:
     """Create the demo organization if it does not exist, and a fresh API key for it.
 
-    Returns (organization, secret key, created). The caller commits.
+    The demo commits step by step and calls ``run_jobs`` (the worker's payment jobs) after each step.
+    A demo left half-built by an interrupted run is renamed "... (incomplete)" and built again. Returns
+    (organization, secret key, created).
     """
-    org = session.scalar(select(Organization).where(Organization.name == DEMO_NAME))
-    created = org is None
-    if org is None:
-        org = orgs.create_organization(
-            session, name=DEMO_NAME, now=clock.now(), email="billing@demo.revflow.dev"
+    with sessions() as session:
+        org = session.scalar(
+            select(Organization).where(Organization.name == DEMO_NAME).order_by(Organization.created_at)
         )
-        org.address = {
-            "line1": "1 Market St",
-            "city": "San Francisco",
-            "state": "CA",
-            "postal_code": "94105",
-            "country": "US",
-        }
-    ctx = Ctx(session=session, org_id=org.id, actor=Actor("cli"), clock=clock)
-    _, secret = orgs.create_api_key(ctx, name="demo")
-    if created:
-        _populate(ctx)
+        if org is not None and (org.metadata_ or {}).get("demo", _READY) != _READY:
+            org.name = f"{DEMO_NAME} (incomplete)"
+            org = None
+        created = org is None
+        if org is None:
+            org = orgs.create_organization(
+                session, name=DEMO_NAME, now=clock.now(), email="billing@demo.revflow.dev"
+            )
+            org.address = {
+                "line1": "1 Market St",
+                "city": "San Francisco",
+                "state": "CA",
+                "postal_code": "94105",
+                "country": "US",
+            }
+            org.metadata_ = {"demo": _LOADING}
+        ctx = Ctx(session=session, org_id=org.id, actor=Actor("cli"), clock=clock)
+        _, secret = orgs.create_api_key(ctx, name="demo")
+        session.commit()
+        if created:
+            _one_off_invoices(ctx)
+            session.commit()
+            _Year(ctx, gateway, run_jobs).simulate()
+            org.metadata_ = {"demo": _READY}
+            session.commit()
     return org, secret, created
-
-
-def _populate(ctx: Ctx) -> None:
-    _one_off_invoices(ctx)
-    _simulate_a_year(ctx)
 
 
 def _one_off_invoices(ctx: Ctx) -> None:
@@ -138,6 +168,7 @@ def _plan(ctx: Ctx, code: str, name: str, prices: list[tuple[str, dict[str, Any]
             flat_amount=terms.get("flat_amount"),
             tiers=terms.get("tiers"),
             interval=terms.get("interval", "month"),
+            metric_code=terms.get("metric_code"),
         )
         for currency, terms in prices
     ]
@@ -147,106 +178,320 @@ def _plan(ctx: Ctx, code: str, name: str, prices: list[tuple[str, dict[str, Any]
     return plan.id
 
 
-def _simulate_a_year(ctx: Ctx) -> None:
-    """Twelve months of real invoices on a test clock: flat, per-seat and tiered plans, customers in
-    several currencies and time zones, an upgrade, a downgrade, a cancellation and a trial."""
-    monthly = {"interval": "month"}
-    starter = _plan(
-        ctx,
-        "starter",
-        "Starter",
-        [
-            ("USD", {"model": "flat", "flat_amount": "2900", **monthly}),
-            ("EUR", {"model": "flat", "flat_amount": "2700", **monthly}),
-        ],
-    )
-    team = _plan(
-        ctx,
-        "team",
-        "Team",
-        [
-            ("USD", {"model": "per_unit", "unit_amount": "1200", **monthly}),
-            ("EUR", {"model": "per_unit", "unit_amount": "1100", **monthly}),
-            ("JPY", {"model": "per_unit", "unit_amount": "1800", **monthly}),
-        ],
-    )
-    scale = _plan(
-        ctx,
-        "scale",
-        "Scale",
-        [
-            (
-                "USD",
-                {
-                    "model": "graduated",
-                    "tiers": [
-                        {"up_to": 10, "unit_amount": "2000"},
-                        {"up_to": 50, "unit_amount": "1500"},
-                        {"up_to": None, "unit_amount": "1000"},
-                    ],
-                    **monthly,
-                },
-            ),
-        ],
-    )
-    enterprise = _plan(
-        ctx,
-        "enterprise",
-        "Enterprise",
-        [
-            ("USD", {"model": "flat", "flat_amount": "1000000", "interval": "year"}),
-        ],
-    )
-    first_year = coupons.create_coupon(ctx, name="20% off the first year", percent_off="20", duration="once")
+class _At:
+    """A clock that stands still at one instant (a customer acting at the test clock's time)."""
 
-    start = (ctx.now() - timedelta(days=365)).replace(hour=0, minute=0, second=0, microsecond=0)
-    clock = test_clocks.create_clock(ctx, frozen_time=start, name="Demo: one year")
+    def __init__(self, at: datetime):
+        self._at = at
 
-    def customer(name: str, currency: str, tz: str, locale: str = "en_US") -> str:
-        return customers.create_customer(
+    def now(self) -> datetime:
+        return self._at
+
+
+#: Past the sandbox's ACH settlement time (4 days): the demo stops there so debits settle on time.
+_ACH_SETTLED = timedelta(days=4, hours=1)
+#: Usage is reported by the customer's API gateway once a day.
+_USAGE_EVERY = timedelta(days=1)
+
+
+class _Year:
+    """Twelve months of real invoices on a test clock: flat, per-seat, tiered and usage plans, customers
+    in several currencies and time zones, an upgrade, a downgrade, a cancellation, a trial; card, ACH and
+    bank-transfer payments; one card that starts declining, its dunning and its recovery."""
+
+    def __init__(self, ctx: Ctx, gateway: PaymentGateway, run_jobs: Callable[[], object]):
+        self.ctx, self.gateway, self.run_jobs = ctx, gateway, run_jobs
+        self.start = (ctx.now() - timedelta(days=365)).replace(hour=0, minute=0, second=0, microsecond=0)
+        self.end = self.month(12) + timedelta(hours=2)
+        self.clock_id = ""
+        self.now = self.start
+        self.usage_customer: str | None = None
+        self.usage_from = self.start
+        self.usage_sent: list[dict[str, Any]] = []
+        self.rng = random.Random(2024)
+
+    # --- time -----------------------------------------------------------------------------------------
+
+    def month(self, n: int) -> datetime:
+        return shift(anchor=self.start, interval="month", count=1, n=n, tz="UTC")
+
+    def at(self, when: datetime) -> Ctx:
+        ctx = self.ctx
+        return Ctx(session=ctx.session, org_id=ctx.org_id, actor=ctx.actor, clock=_At(when))
+
+    def commit(self) -> None:
+        """End the step: commit, then let the worker's payment jobs run as ``revflow serve`` would."""
+        self.ctx.session.commit()
+        self.run_jobs()
+
+    def advance(self, to: datetime) -> None:
+        """Move the clock to ``to``, stopping 2 hours after every billing point on the way (its invoice is
+        finalized after the 1-hour grace period and charged at once), with usage reported as it happens."""
+        while True:
+            due = self.ctx.session.scalar(
+                select(Subscription.next_billing_at)
+                .where(
+                    Subscription.test_clock_id == self.clock_id,
+                    Subscription.next_billing_at.is_not(None),
+                    Subscription.next_billing_at > self.now,
+                )
+                .order_by(Subscription.next_billing_at)
+                .limit(1)
+            )
+            debit = self.ctx.session.scalar(  # an ACH debit in flight settles 4 days after it was sent
+                select(func.min(Payment.scheduled_at)).where(
+                    Payment.test_clock_id == self.clock_id, Payment.status == "processing"
+                )
+            )
+            stops = [to]
+            if due is not None:
+                stops.append(due + timedelta(hours=2))
+            if debit is not None and debit + _ACH_SETTLED > self.now:
+                stops.append(debit + _ACH_SETTLED)
+            stop = min(stops)
+            self.report_usage(stop)
+            test_clocks.advance_clock(self.ctx, self.clock_id, to=stop)
+            self.now = stop
+            self.commit()
+            if stop >= to:
+                return
+
+    # --- the story --------------------------------------------------------------------------------------
+
+    def simulate(self) -> None:
+        ctx = self.ctx
+        plans = self.catalog()
+        first_year = coupons.create_coupon(
+            ctx, name="20% off the first year", percent_off="20", duration="once"
+        )
+        self.clock_id = test_clocks.create_clock(ctx, frozen_time=self.start, name="Demo: one year").id
+        start = self.start
+
+        northwind = self.customer("Northwind Traders", "USD", "America/Los_Angeles", card="pm_usBankAccount")
+        up = subscriptions.create_subscription(
+            ctx, customer_id=northwind, plan_id=plans["team"], quantity=Decimal(5)
+        )
+        munich = self.customer("Münchner Daten AG", "EUR", "Europe/Berlin", "de_DE", card="pm_card_visa")
+        down = subscriptions.create_subscription(
+            ctx, customer_id=munich, plan_id=plans["team"], quantity=Decimal(3)
+        )
+        osaka = self.customer("Osaka Robotics KK", "JPY", "Asia/Tokyo", "ja_JP", card="pm_card_mastercard")
+        subscriptions.create_subscription(
+            ctx, customer_id=osaka, plan_id=plans["team"], quantity=Decimal(10), billing_cycle_day=1
+        )
+        globex = self.customer("Globex Corporation", "USD", "America/New_York")
+        subscriptions.create_subscription(
             ctx,
+            customer_id=globex,
+            plan_id=plans["enterprise"],
+            coupon_id=first_year.id,
+            term_months=12,
+            collection_method="send_invoice",
+            days_until_due=30,
+        )
+        initech = self.customer("Initech", "USD", "America/Chicago", card="pm_card_visa")
+        leaving = subscriptions.create_subscription(
+            ctx, customer_id=initech, plan_id=plans["starter"], trial_days=14
+        )
+        self.commit()
+
+        self.advance(start + timedelta(days=10))  # Lumen signs up for the usage-based plan
+        lumen = self.customer(
+            "Lumen Analytics Inc.",
+            "USD",
+            "America/Denver",
+            card="pm_card_amex",
+            external_ids={"app": "acct-lumen"},
+        )
+        subscriptions.create_subscription(ctx, customer_id=lumen, plan_id=plans["api"])
+        self.usage_customer = "acct-lumen"
+        self.usage_from = start + timedelta(days=10)
+        self.commit()
+
+        self.advance(start + timedelta(days=18))  # Globex pays its yearly invoice by wire, net 30
+        self.wire(globex, start + timedelta(days=18))
+
+        for n in range(1, 13):
+            month = self.month(n)
+            if n == 3:  # Northwind upgrades mid-month to the tiered plan with 25 seats
+                self.advance(month - timedelta(days=15))
+                subscriptions.change_subscription(
+                    ctx,
+                    up.id,
+                    plan_id=plans["scale"],
+                    quantity=Decimal(25),
+                    proration_behavior="always_invoice",
+                )
+                self.commit()
+            if n == 5:  # Münchner downgrades to Starter at the period end
+                self.advance(month - timedelta(days=10))
+                subscriptions.change_subscription(ctx, down.id, plan_id=plans["starter"])
+                self.commit()
+            if n == 7:  # Münchner's new company card starts declining: the July renewal goes to dunning
+                self.advance(month - timedelta(days=2))
+                self.swap_card(munich, "pm_card_chargeDeclined", month - timedelta(days=2), detach=True)
+            if n == 8:  # Initech cancels at the period end
+                self.advance(month - timedelta(days=5))
+                subscriptions.cancel_subscription(ctx, leaving.id, at="period_end")
+                self.commit()
+            self.advance(month + timedelta(hours=2))
+            if n == 7:  # two dunning retries fail (days 1 and 3), then Münchner adds a working card
+                self.advance(month + timedelta(days=1, hours=3))
+                self.advance(month + timedelta(days=3, hours=3))
+                self.advance(month + timedelta(days=4))
+                self.swap_card(munich, "pm_card_mastercard", month + timedelta(days=4), detach=True)
+        self.advance(self.end)
+
+    def catalog(self) -> dict[str, str]:
+        ctx = self.ctx
+        monthly = {"interval": "month"}
+        usage_metrics.create_metric(
+            ctx, code="api_calls", name="API calls", aggregation="sum", property="calls"
+        )
+        return {
+            "starter": _plan(
+                ctx,
+                "starter",
+                "Starter",
+                [
+                    ("USD", {"model": "flat", "flat_amount": "2900", **monthly}),
+                    ("EUR", {"model": "flat", "flat_amount": "2700", **monthly}),
+                ],
+            ),
+            "team": _plan(
+                ctx,
+                "team",
+                "Team",
+                [
+                    ("USD", {"model": "per_unit", "unit_amount": "1200", **monthly}),
+                    ("EUR", {"model": "per_unit", "unit_amount": "1100", **monthly}),
+                    ("JPY", {"model": "per_unit", "unit_amount": "1800", **monthly}),
+                ],
+            ),
+            "scale": _plan(
+                ctx,
+                "scale",
+                "Scale",
+                [
+                    (
+                        "USD",
+                        {
+                            "model": "graduated",
+                            "tiers": [
+                                {"up_to": 10, "unit_amount": "2000"},
+                                {"up_to": 50, "unit_amount": "1500"},
+                                {"up_to": None, "unit_amount": "1000"},
+                            ],
+                            **monthly,
+                        },
+                    ),
+                ],
+            ),
+            "enterprise": _plan(
+                ctx,
+                "enterprise",
+                "Enterprise",
+                [("USD", {"model": "flat", "flat_amount": "1000000", "interval": "year"})],
+            ),
+            # A platform fee in advance, and API calls in arrears: the first 100,000 free, then $0.0005
+            # a call up to a million, then $0.0003.
+            "api": _plan(
+                ctx,
+                "api",
+                "API",
+                [
+                    ("USD", {"model": "flat", "flat_amount": "4900", **monthly}),
+                    (
+                        "USD",
+                        {
+                            "model": "graduated",
+                            "metric_code": "api_calls",
+                            "tiers": [
+                                {"up_to": 100000, "unit_amount": "0"},
+                                {"up_to": 1000000, "unit_amount": "0.05"},
+                                {"up_to": None, "unit_amount": "0.03"},
+                            ],
+                            **monthly,
+                        },
+                    ),
+                ],
+            ),
+        }
+
+    # --- customers ------------------------------------------------------------------------------------
+
+    def customer(
+        self,
+        name: str,
+        currency: str,
+        tz: str,
+        locale: str = "en_US",
+        *,
+        card: str | None = None,
+        external_ids: dict[str, str] | None = None,
+    ) -> str:
+        """Create a customer on the clock, with ``card`` (a sandbox test token) saved as its default."""
+        made = customers.create_customer(
+            self.ctx,
             name=name,
             currency=currency,
             timezone=tz,
             locale=locale,
             email=f"billing@{name.split()[0].lower()}.example",
-            test_clock_id=clock.id,
-        ).id
+            test_clock_id=self.clock_id,
+            external_ids=external_ids,
+        )
+        if card is not None:
+            payment_methods.attach(self.at(self.now), made.id, self.gateway, token=card)
+        return made.id
 
-    northwind = customer("Northwind Traders", "USD", "America/Los_Angeles")
-    up = subscriptions.create_subscription(
-        ctx, customer_id=northwind, plan_id=team, quantity=Decimal(5), collection_method="send_invoice"
-    )
-    munich = customer("Münchner Daten AG", "EUR", "Europe/Berlin", "de_DE")
-    down = subscriptions.create_subscription(ctx, customer_id=munich, plan_id=team, quantity=Decimal(3))
-    osaka = customer("Osaka Robotics KK", "JPY", "Asia/Tokyo", "ja_JP")
-    subscriptions.create_subscription(
-        ctx, customer_id=osaka, plan_id=team, quantity=Decimal(10), billing_cycle_day=1
-    )
-    globex = customer("Globex Corporation", "USD", "America/New_York")
-    subscriptions.create_subscription(
-        ctx,
-        customer_id=globex,
-        plan_id=enterprise,
-        coupon_id=first_year.id,
-        term_months=12,
-        collection_method="send_invoice",
-        days_until_due=30,
-    )
-    initech = customer("Initech", "USD", "America/Chicago")
-    leaving = subscriptions.create_subscription(ctx, customer_id=initech, plan_id=starter, trial_days=14)
+    def swap_card(self, customer_id: str, token: str, when: datetime, *, detach: bool = False) -> None:
+        """The customer saves a new default card (which retries its dunning cases at once)."""
+        ctx = self.at(when)
+        old = [pm for pm in payment_methods.list_methods(ctx, customer_id) if pm.status == "active"]
+        payment_methods.attach(ctx, customer_id, self.gateway, token=token)
+        if detach:
+            for pm in old:
+                payment_methods.remove(ctx, customer_id, pm.id, self.gateway)
+        self.commit()
 
-    for month in range(1, 13):
-        at = shift(anchor=start, interval="month", count=1, n=month, tz="UTC")
-        if month == 3:  # Northwind upgrades mid-month to the tiered plan with 25 seats
-            test_clocks.advance_clock(ctx, clock.id, to=at - timedelta(days=15))
-            subscriptions.change_subscription(
-                ctx, up.id, plan_id=scale, quantity=Decimal(25), proration_behavior="always_invoice"
+    def wire(self, customer_id: str, when: datetime) -> None:
+        """The customer pays its open invoices by bank transfer, recorded by hand."""
+        open_ = invoices.list_invoices(self.ctx, customer_id=customer_id, status="open", limit=10).items
+        for inv in open_:
+            invoices.pay_out_of_band(
+                self.at(when),
+                inv.id,
+                method="bank_transfer",
+                reference=f"WIRE-{inv.number}",
+                paid_at=when,
             )
-        if month == 5:  # Münchner downgrades to Starter at the period end
-            test_clocks.advance_clock(ctx, clock.id, to=at - timedelta(days=10))
-            subscriptions.change_subscription(ctx, down.id, plan_id=starter)
-        if month == 8:  # Initech cancels at the period end
-            test_clocks.advance_clock(ctx, clock.id, to=at - timedelta(days=5))
-            subscriptions.cancel_subscription(ctx, leaving.id, at="period_end")
-        test_clocks.advance_clock(ctx, clock.id, to=at + timedelta(hours=2))
+        self.commit()
+
+    # --- usage ----------------------------------------------------------------------------------------
+
+    def report_usage(self, until: datetime) -> None:
+        """Send the usage customer's API-call counts up to ``until`` through the ingestion service, one
+        event a day; the client resends its last two events of the previous batch (a retry after a
+        timeout), which are deduplicated."""
+        if self.usage_customer is None or until <= self.usage_from:
+            return
+        batch: list[dict[str, Any]] = list(self.usage_sent[-2:])
+        at = self.usage_from
+        year = (self.end - self.start).total_seconds()
+        while at + _USAGE_EVERY <= until:
+            growth = 6000 + int(24000 * (at - self.start).total_seconds() / year)
+            batch.append(
+                {
+                    "transaction_id": f"acct-lumen:{at:%Y%m%dT%H}",
+                    "external_customer_id": self.usage_customer,
+                    "metric_code": "api_calls",
+                    "timestamp": at.isoformat(),
+                    "properties": {"calls": growth + self.rng.randint(0, 2000)},
+                }
+            )
+            at += _USAGE_EVERY
+        self.usage_from = at
+        if len(batch) > len(self.usage_sent[-2:]):
+            usage_ingest.ingest(self.at(until), batch)
+            self.usage_sent = batch
