@@ -686,3 +686,60 @@ class TestReconciliation:
         assert all(a.object_id != clean["id"] for a in alerts)
         assert {a.details["gateway"] for a in alerts} == {"stripe"}
         assert {a.org_id for a in alerts} == {tenant.org_id}
+
+    @pytest.mark.parametrize(("succeed", "settled"), [(True, "succeeded"), (False, "failed")])
+    def test_an_ach_settlement_whose_webhook_is_in_flight_is_applied_once_and_not_alerted(
+        self,
+        tenant: Tenant,
+        container: Container,
+        fake: FakeStripe,
+        client: TestClient,
+        succeed: bool,
+        settled: str,
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant, token="pm_usBankAccount"))
+        _cycle(container, fake, client)
+        (before,) = _payments(tenant, inv)
+        _advance(container, fake, timedelta(days=4))
+        fake.settle_ach(before["gateway_ref"], succeed=succeed)  # its webhooks are not delivered yet
+
+        found = reconcile_payments(container, force=True)
+        (after,) = _payments(tenant, inv)
+        invoice = tenant.get(f"/v1/invoices/{inv}").json()
+        statuses = _deliver(fake, client)
+
+        assert (before["status"], found, after["status"]) == ("processing", 0, settled)
+        assert (invoice["status"], invoice["amount_paid"]) == (("paid", 5000) if succeed else ("open", 0))
+        assert set(statuses) == {200}
+        late = "payment_intent.succeeded" if succeed else "payment_intent.payment_failed"
+        assert (late, "ignored") in _events(container)
+        again = tenant.get(f"/v1/invoices/{inv}").json()
+        assert (again["status"], again["amount_paid"]) == (invoice["status"], invoice["amount_paid"])
+        with container.sessions() as s:
+            assert not list(s.scalars(select(Alert).where(Alert.type == "payment_discrepancy")))
+
+    def test_a_discrepancy_that_no_longer_holds_is_resolved_on_the_next_run(
+        self, tenant: Tenant, container: Container, fake: FakeStripe, client: TestClient
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant))
+        _cycle(container, fake, client)
+        (payment,) = _payments(tenant, inv)
+
+        def plant(amount: int) -> int:
+            with container.sessions() as s:
+                s.get_one(Payment, payment["id"]).amount = amount
+                s.commit()
+            return reconcile_payments(container, force=True)
+
+        def alerts() -> list[tuple[str, str]]:
+            with container.sessions() as s:
+                rows = s.scalars(select(Alert).where(Alert.type == "payment_discrepancy"))
+                return [(a.details["kind"], a.status) for a in rows]
+
+        first = plant(4999)
+        opened = alerts()
+        cleared = plant(5000)
+
+        assert (first, cleared) == (1, 0)
+        assert opened == [("amount_mismatch", "open")]
+        assert alerts() == [("amount_mismatch", "resolved")]

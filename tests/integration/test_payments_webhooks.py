@@ -337,6 +337,68 @@ class TestReconciliation:
             next(a for a in alerts if a.details["kind"] == "amount_mismatch").details["gateway"] == "stripe"
         )
 
+    @pytest.mark.parametrize(
+        ("token", "settled", "invoice_status"),
+        [("pm_usBankAccount", "succeeded", "paid"), ("pm_usBankAccount_failure", "failed", "open")],
+    )
+    def test_an_ach_settlement_whose_event_is_in_flight_is_applied_once_and_not_alerted(
+        self, tenant: Tenant, container: Container, token: str, settled: str, invoice_status: str
+    ) -> None:
+        inv, before = _paid_invoice(tenant, container, token=token)
+        clock(container).advance(timedelta(days=5))
+        at_gateway = _gw(container).settle_due(now=clock(container).now())  # its event is not delivered yet
+
+        found = reconcile_payments(container, force=True)
+        (after,) = tenant.get("/v1/payments", params={"invoice_id": inv}).json()["data"]
+        invoice = tenant.get(f"/v1/invoices/{inv}").json()
+        work(container)  # the settlement event arrives after reconciliation applied it
+
+        assert (before["status"], at_gateway, found) == ("processing", 1, 0)
+        assert after["status"] == settled
+        assert (invoice["status"], invoice["amount_paid"]) == (
+            invoice_status,
+            5000 if settled == "succeeded" else 0,
+        )
+        assert _events(container) == [(f"evt_sbx_{before['gateway_ref']}_{settled}", "ignored")]
+        again = tenant.get(f"/v1/invoices/{inv}").json()
+        assert (again["status"], again["amount_paid"]) == (invoice["status"], invoice["amount_paid"])
+        with container.sessions() as s:
+            assert (
+                s.scalar(select(func.count()).select_from(Alert).where(Alert.type == "payment_discrepancy"))
+                == 0
+            )
+
+    def test_a_discrepancy_that_no_longer_holds_is_resolved_and_reopens_if_it_returns(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        _, payment = _paid_invoice(tenant, container)
+
+        def plant(amount: int) -> int:
+            with container.sessions() as s:
+                s.get_one(Payment, payment["id"]).amount = amount
+                s.commit()
+            return reconcile_payments(container, force=True)
+
+        def alert() -> tuple[str, datetime | None]:
+            with container.sessions() as s:
+                a = s.scalars(select(Alert).where(Alert.type == "payment_discrepancy")).one()
+                return a.status, a.resolved_at
+
+        first = plant(4999)
+        opened = alert()
+        clock(container).advance(timedelta(hours=1))
+        cleared = plant(5000)
+        resolved = alert()
+        returned = plant(4999)
+
+        assert (first, cleared, returned) == (1, 0, 1)
+        assert opened == ("open", None)
+        assert resolved[0] == "resolved"
+        assert resolved[1] is not None and resolved[1].replace(tzinfo=None) == clock(container).now().replace(
+            tzinfo=None
+        )
+        assert alert() == ("open", None)
+
 
 class TestGatewaySideChanges:
     def test_a_refund_made_at_the_gateway_is_booked_once_with_its_credit_note(
