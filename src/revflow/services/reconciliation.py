@@ -49,8 +49,8 @@ class Discrepancy:
 class ReconciliationReport:
     compared: int = 0
     discrepancies: list[Discrepancy] = field(default_factory=list)
-    #: payments whose settlement (webhook still in flight) reconciliation applied from the gateway's answer
-    settled: list[str] = field(default_factory=list)
+    #: ``processing`` payments re-checked with the gateway (settled from its answer when it confirmed)
+    rechecked: list[str] = field(default_factory=list)
     #: ids of discrepancy alerts resolved because the discrepancy no longer holds
     resolved: list[str] = field(default_factory=list)
 
@@ -120,18 +120,14 @@ def reconcile(
                 continue
             if p.status in _IN_FLIGHT:
                 continue
-            if p.status == "processing" and g.status in _SETTLED:
-                if _settle_in_flight(session, gateway, p, now=now):
-                    report.settled.append(p.id)
-                    g = GatewayPayment(
-                        g.gateway_ref,
-                        g.amount,
-                        g.amount_refunded,
-                        g.currency,
-                        p.status,
-                        g.created,
-                        g.metadata,
-                    )
+            # the gateway's fresh answer, applied: the list's status is older than the state compared now
+            agreed = (
+                p.status == "processing"
+                and g.status in _SETTLED
+                and _settle_in_flight(session, gateway, p, now=now)
+            )
+            if agreed:
+                report.rechecked.append(p.id)
             if p.amount != g.amount or p.currency.upper() != g.currency.upper():
                 report.discrepancies.append(
                     Discrepancy(
@@ -142,7 +138,7 @@ def reconcile(
                         {"revflow": p.amount, "at_gateway": g.amount, "currency": g.currency},
                     )
                 )
-            if p.status != g.status:
+            if p.status != g.status and not agreed:
                 report.discrepancies.append(
                     Discrepancy(
                         "status_mismatch", p.org_id, ref, p.id, {"revflow": p.status, "at_gateway": g.status}
