@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import stripe
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -27,7 +28,7 @@ from revflow.jobs.worker import reconcile_payments
 from revflow.services import subscriptions
 from revflow.services.context import Actor, Ctx
 from revflow.storage.models import Alert, Invoice, Organization, Payment, Subscription
-from revflow.storage.payment_models import GatewayEventRecord
+from revflow.storage.payment_models import Dispute, GatewayEventRecord
 from tests.conftest import Tenant
 from tests.fakes.stripe import FakeStripe, WebhookEndpoint, running_fake
 from tests.integration.billing_helpers import make_plan, make_price
@@ -466,6 +467,124 @@ class TestChangesMadeAtStripe:
                 if e.raw_type in ("charge.dispute.created", "payment_method.detached")
             }
         assert stored == {"charge.dispute.created": "processed", "payment_method.detached": "processed"}
+
+
+class TestDisputeLifecycle:
+    @pytest.mark.parametrize(
+        ("evidence", "outcome", "invoice_after", "alerts_after"),
+        [
+            ("winning_evidence", "won", ("paid", 5000, 0, "won", False), []),
+            (
+                "losing_evidence",
+                "lost",
+                ("open", 0, 5000, "lost", True),
+                [("payment_dispute_lost", "open", "critical")],
+            ),
+        ],
+    )
+    def test_a_dispute_flags_the_invoice_and_its_evidence_decides_the_outcome(
+        self,
+        tenant: Tenant,
+        container: Container,
+        fake: FakeStripe,
+        client: TestClient,
+        evidence: str,
+        outcome: str,
+        invoice_after: tuple[object, ...],
+        alerts_after: list[tuple[str, str, str]],
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant))
+        _cycle(container, fake, client)
+        (payment,) = _payments(tenant, inv)
+        dispute = fake.create_dispute(payment["gateway_ref"], reason="fraudulent")
+        _deliver(fake, client)
+        opened = tenant.get(f"/v1/invoices/{inv}").json()
+        listed = [i["id"] for i in tenant.get("/v1/invoices", params={"disputed": "true"}).json()["data"]]
+
+        closed = fake.client().v1.disputes.update(
+            dispute["id"], {"evidence": {"uncategorized_text": evidence}, "submit": True}
+        )
+        statuses = _deliver(fake, client)
+        _cycle(container, fake, client)  # nothing is charged again: the customer is asked, not debited
+
+        assert (opened["dispute_status"], opened["disputed"], opened["status"]) == (
+            "needs_response",
+            True,
+            "paid",
+        )
+        assert listed == [inv]
+        assert (closed.status, statuses) == (outcome, [200, 200])
+        assert closed.evidence.uncategorized_text == evidence
+        after = tenant.get(f"/v1/invoices/{inv}").json()
+        assert (
+            after["status"],
+            after["amount_paid"],
+            after["amount_remaining"],
+            after["dispute_status"],
+            after["disputed"],
+        ) == invoice_after
+        flagged = [i["id"] for i in tenant.get("/v1/invoices", params={"disputed": "true"}).json()["data"]]
+        assert flagged == ([inv] if outcome == "lost" else [])
+        assert tenant.get(f"/v1/disputes/{_dispute_id(container)}").json()["status"] == outcome
+        alerts = tenant.get("/v1/alerts", params={"status": "open"}).json()["data"]
+        assert [(a["type"], a["status"], a["severity"]) for a in alerts] == alerts_after
+        assert [e for e in _events(container) if e[0].startswith("charge.dispute.")] == [
+            ("charge.dispute.created", "processed"),
+            ("charge.dispute.updated", "processed"),
+            ("charge.dispute.closed", "processed"),
+        ]
+        assert (_intent_posts(fake), len(_payments(tenant, inv))) == (1, 1)
+
+    def test_closing_a_dispute_at_stripe_loses_it_once_whatever_the_event_order(
+        self,
+        tenant: Tenant,
+        container: Container,
+        fake: FakeStripe,
+        endpoint: WebhookEndpoint,
+        client: TestClient,
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant), amount=8000)
+        _cycle(container, fake, client)
+        (payment,) = _payments(tenant, inv)
+        dispute = fake.create_dispute(payment["gateway_ref"], amount=3000)
+        fake.client().v1.disputes.close(dispute["id"])
+        queued = [d.event_id for d in fake.deliver_webhooks(handler=lambda body, headers: None)]
+        replay = []  # lost on the way, then redelivered newest first, and twice
+        for event_id in [*reversed(queued), *queued]:
+            body, headers = fake.sign(event_id, secret=endpoint.secret)
+            replay.append(client.post("/v1/webhooks/stripe", content=body, headers=headers).status_code)
+        refused = fake.client().v1.disputes.close
+        with pytest.raises(stripe.InvalidRequestError) as err:
+            refused(dispute["id"])
+
+        assert set(replay) == {200}
+        after = tenant.get(f"/v1/invoices/{inv}").json()
+        assert (
+            after["status"],
+            after["amount_paid"],
+            after["amount_remaining"],
+            after["dispute_status"],
+        ) == (
+            "open",
+            5000,
+            3000,
+            "lost",
+        )
+        assert err.value.code == "dispute_already_closed"
+        assert len(queued) == 2
+        assert sorted(e for e in _events(container) if e[0].startswith("charge.dispute.")) == [
+            ("charge.dispute.closed", "processed"),
+            ("charge.dispute.created", "processed"),
+        ]
+        assert tenant.get(f"/v1/disputes/{_dispute_id(container)}").json()["amount"] == 3000
+        lost = [a for a in tenant.get("/v1/alerts").json()["data"] if a["type"] == "payment_dispute_lost"]
+        assert [(a["details"]["amount"], a["object_id"]) for a in lost] == [(3000, inv)]
+
+
+def _dispute_id(container: Container) -> str:
+    with container.sessions() as s:
+        (dispute_id,) = s.scalars(select(Dispute.id))
+        return str(dispute_id)
 
 
 class TestWebhookDelivery:

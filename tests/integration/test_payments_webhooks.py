@@ -16,7 +16,7 @@ from revflow.adapters.payments.sandbox import SandboxGateway
 from revflow.bootstrap import Container
 from revflow.jobs.worker import reconcile_payments
 from revflow.storage.models import Alert, CreditNote, Payment
-from revflow.storage.payment_models import GatewayEventRecord, SandboxCharge
+from revflow.storage.payment_models import Dispute, GatewayEventRecord, SandboxCharge
 from tests.conftest import Tenant
 from tests.integration.payment_helpers import clock, customer, frozen_container, open_invoice, work
 
@@ -250,6 +250,118 @@ class TestWebhooks:
             ("payment_disputed", inv, "critical")
         ]
         assert tenant.get(f"/v1/payments/{payment['id']}").json()["disputed"] is True
+
+
+def _dispute_event(payment_ref: str, raw_type: str, status: str, *, n: int, amount: int = 5000) -> bytes:
+    return json.dumps(
+        {
+            "id": f"evt_dp_{n}",
+            "type": raw_type,
+            "created": 1900000000 + n,
+            "data": {
+                "object": {
+                    "id": "dp_1",
+                    "object": "dispute",
+                    "amount": amount,
+                    "reason": "fraudulent",
+                    "status": status,
+                    "payment_intent": payment_ref,
+                }
+            },
+        }
+    ).encode()
+
+
+class TestDisputeLifecycle:
+    @pytest.mark.parametrize(
+        ("outcome", "invoice_after", "open_alerts"),
+        [
+            ("won", ("paid", 5000, 0, "won", False), []),
+            ("lost", ("open", 2000, 3000, "lost", True), [("payment_dispute_lost", 3000)]),
+        ],
+    )
+    def test_the_invoice_carries_the_dispute_until_it_is_won_or_lost(
+        self,
+        tenant: Tenant,
+        container: Container,
+        outcome: str,
+        invoice_after: tuple[object, ...],
+        open_alerts: list[tuple[str, int]],
+    ) -> None:
+        inv, payment = _paid_invoice(tenant, container)
+        ref = payment["gateway_ref"]
+
+        def invoice() -> tuple[object, ...]:
+            i = tenant.get(f"/v1/invoices/{inv}").json()
+            return (i["status"], i["amount_paid"], i["amount_remaining"], i["dispute_status"], i["disputed"])
+
+        def flagged(value: str) -> list[str]:
+            return [i["id"] for i in tenant.get("/v1/invoices", params={"disputed": value}).json()["data"]]
+
+        created = _post(
+            tenant,
+            container,
+            _dispute_event(ref, "charge.dispute.created", "needs_response", n=1, amount=3000),
+        )
+        opened = (invoice(), flagged("true"), flagged("false"))
+        review = _post(
+            tenant, container, _dispute_event(ref, "charge.dispute.updated", "under_review", n=2, amount=3000)
+        )
+        in_review = invoice()[3]
+        closed = _post(
+            tenant, container, _dispute_event(ref, "charge.dispute.closed", outcome, n=3, amount=3000)
+        )
+        late = _post(
+            tenant, container, _dispute_event(ref, "charge.dispute.updated", "under_review", n=4, amount=3000)
+        )
+        work(container)
+
+        assert [r.json()["status"] for r in (created, review, closed, late)] == [
+            "processed",
+            "processed",
+            "processed",
+            "ignored",
+        ]
+        assert opened == (("paid", 5000, 0, "needs_response", True), [inv], [])
+        assert in_review == "under_review"
+        assert invoice() == invoice_after
+        assert flagged("true") == ([inv] if outcome == "lost" else [])
+        assert flagged("false") == ([] if outcome == "lost" else [inv])
+        alerts = tenant.get("/v1/alerts", params={"status": "open"}).json()["data"]
+        assert [(a["type"], a["details"]["amount"]) for a in alerts] == open_alerts
+        assert len(tenant.get("/v1/payments", params={"invoice_id": inv}).json()["data"]) == 1
+        (event,) = tenant.get("/v1/events", params={"type": "charge.dispute.closed"}).json()["data"]
+        assert (event["data"]["object"]["status"], event["data"]["object"]["amount_reopened"]) == (
+            outcome,
+            3000 if outcome == "lost" else 0,
+        )
+
+    def test_a_closing_event_before_the_creation_event_records_the_dispute_once(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        inv, payment = _paid_invoice(tenant, container)
+        ref = payment["gateway_ref"]
+
+        closed = _post(tenant, container, _dispute_event(ref, "charge.dispute.closed", "lost", n=2))
+        created = _post(
+            tenant, container, _dispute_event(ref, "charge.dispute.created", "needs_response", n=1)
+        )
+        again = _post(tenant, container, _dispute_event(ref, "charge.dispute.closed", "lost", n=2))
+
+        assert [r.json()["status"] for r in (closed, created, again)] == [
+            "processed",
+            "processed",
+            "duplicate",
+        ]
+        i = tenant.get(f"/v1/invoices/{inv}").json()
+        assert (i["status"], i["amount_paid"], i["amount_remaining"], i["dispute_status"]) == (
+            "open",
+            0,
+            5000,
+            "lost",
+        )
+        with container.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(Dispute)) == 1
 
 
 class TestRefunds:

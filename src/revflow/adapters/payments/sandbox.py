@@ -536,10 +536,11 @@ class SandboxGateway:
                 payment_method=info,
                 data=obj,
             )
-        if obj.get("object") == "dispute" and body["type"] == "charge.dispute.created":
+        if obj.get("object") == "dispute" and body["type"] in _DISPUTE_TYPES:
             return GatewayEvent(
                 id=body["id"],
-                type="dispute.created",
+                type=_DISPUTE_TYPES[body["type"]],
+                dispute_status=obj.get("status"),
                 raw_type=body["type"],
                 created=created,
                 object_ref=str(obj["id"]),
@@ -581,6 +582,13 @@ _TYPES: dict[str, GatewayEventType] = {
     "payment_intent.succeeded": "payment.succeeded",
     "payment_intent.payment_failed": "payment.failed",
     "payment_intent.processing": "payment.processing",
+}
+
+
+_DISPUTE_TYPES: dict[str, GatewayEventType] = {
+    "charge.dispute.created": "dispute.created",
+    "charge.dispute.updated": "dispute.updated",
+    "charge.dispute.closed": "dispute.closed",
 }
 
 

@@ -63,6 +63,8 @@ EVENT_TYPES: Final[dict[str, GatewayEventType]] = {
     "payment_intent.processing": "payment.processing",
     "charge.refunded": "charge.refunded",
     "charge.dispute.created": "dispute.created",
+    "charge.dispute.updated": "dispute.updated",
+    "charge.dispute.closed": "dispute.closed",
     "payment_method.attached": "payment_method.attached",
     "payment_method.detached": "payment_method.detached",
     "payment_method.updated": "payment_method.updated",

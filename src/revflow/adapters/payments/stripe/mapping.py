@@ -194,12 +194,13 @@ def gateway_event(event: Obj) -> GatewayEvent:
                 amount_refunded=int(obj["amount_refunded"]),
                 payment_ref=_id(obj.get("payment_intent")),
             )
-        if kind == "dispute.created" and obj.get("object") == "dispute":
+        if kind.startswith("dispute.") and obj.get("object") == "dispute":
             return GatewayEvent(
                 **common,
                 payment_ref=_id(obj.get("payment_intent")),
                 dispute_reason=obj.get("reason"),
                 dispute_amount=int(obj["amount"]),
+                dispute_status=obj.get("status"),
             )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{raw_type} event {event_id} lacks {exc}") from exc
