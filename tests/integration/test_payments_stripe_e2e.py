@@ -587,6 +587,39 @@ def _dispute_id(container: Container) -> str:
         return str(dispute_id)
 
 
+class TestCanceledAtStripe:
+    def test_an_intent_canceled_at_stripe_fails_its_attempt_once_and_dunning_retries_on_schedule(
+        self, tenant: Tenant, container: Container, fake: FakeStripe, client: TestClient
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant, token="pm_card_authenticationRequired"))
+        _cycle(container, fake, client)
+        (before,) = [p for p in _payments(tenant, inv) if p["gateway_ref"]]
+        scheduled = tenant.get(f"/v1/invoices/{inv}/collection").json()
+
+        canceled = fake.client().v1.payment_intents.cancel(
+            before["gateway_ref"], {"cancellation_reason": "abandoned"}
+        )
+        statuses = _deliver(fake, client)
+
+        assert before["status"] == "requires_action"
+        assert (canceled.status, set(statuses)) == ("canceled", {200})
+        (after,) = [p for p in _payments(tenant, inv) if p["gateway_ref"]]
+        assert (after["status"], after["failure_code"], after["hard_decline"]) == (
+            "failed",
+            "canceled",
+            False,
+        )
+        assert after["failure_message"] == "The PaymentIntent was canceled (abandoned)."
+        view = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        assert (view["status"], view["attempts"], view["next_action_at"]) == (
+            "active",
+            1,
+            scheduled["next_action_at"],
+        )
+        assert ("payment_intent.canceled", "processed") in _events(container)
+        assert tenant.get(f"/v1/invoices/{inv}").json()["status"] == "open"
+
+
 class TestWebhookDelivery:
     def test_duplicate_and_out_of_order_events_are_processed_once(
         self, tenant: Tenant, container: Container, fake: FakeStripe, client: TestClient

@@ -364,6 +364,44 @@ class TestDisputeLifecycle:
             assert s.scalar(select(func.count()).select_from(Dispute)) == 1
 
 
+class TestCanceledAtGateway:
+    def test_an_intent_canceled_at_the_gateway_fails_its_attempt_once_and_dunning_retries_on_schedule(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant, token="pm_card_authenticationRequired"))
+        work(container)
+        (before,) = _attempted(tenant, inv)
+        scheduled = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        at = clock(container).now() + timedelta(minutes=5)
+        body = _event(
+            container,
+            before["gateway_ref"],
+            "payment_intent.canceled",
+            event_id="evt_cx",
+            status="canceled",
+            at=at,
+        )
+
+        r = _post(tenant, container, body)
+        again = _post(tenant, container, body)
+
+        assert before["status"] == "requires_action"
+        assert (r.json()["status"], again.json()["status"]) == ("processed", "duplicate")
+        (after,) = _attempted(tenant, inv)
+        assert (after["status"], after["failure_code"], after["hard_decline"]) == (
+            "failed",
+            "canceled",
+            False,
+        )
+        view = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        assert (view["status"], view["attempts"], view["next_action_at"]) == (
+            "active",
+            1,
+            scheduled["next_action_at"],
+        )
+        assert scheduled["next_action_at"] is not None
+
+
 class TestRefunds:
     def test_partial_then_full_refunds_issue_credit_notes_and_refuse_more_than_paid(
         self, tenant: Tenant, container: Container
@@ -571,3 +609,9 @@ class TestGatewaySideChanges:
 
         assert r.json()["status"] == "processed"
         assert tenant.get(f"/v1/customers/{cus}/payment_methods").json()["data"] == []
+
+
+def _attempted(t: Tenant, inv: str) -> list[dict[str, Any]]:
+    """The payments of ``inv`` sent to the gateway (not the next scheduled attempt)."""
+    rows = t.get("/v1/payments", params={"invoice_id": inv}).json()["data"]
+    return [p for p in rows if p["gateway_ref"] is not None]

@@ -582,6 +582,7 @@ _TYPES: dict[str, GatewayEventType] = {
     "payment_intent.succeeded": "payment.succeeded",
     "payment_intent.payment_failed": "payment.failed",
     "payment_intent.processing": "payment.processing",
+    "payment_intent.canceled": "payment.failed",  # canceled at the gateway: this attempt has failed
 }
 
 
@@ -623,6 +624,16 @@ def _charge_dict(c: SandboxCharge) -> dict[str, Any]:
 
 
 def _result(c: SandboxCharge) -> ChargeResult:
+    if c.status == "canceled":  # an intent canceled at the gateway (as Stripe's): a failed attempt
+        return ChargeResult(
+            status="failed",
+            gateway_ref=c.id,
+            amount=c.amount,
+            currency=c.currency,
+            failure_code="canceled",
+            failure_message=c.failure_message or "The payment was canceled at the gateway.",
+            payment_method_type=c.payment_method_type,
+        )
     return ChargeResult(
         status=c.status,  # type: ignore[arg-type]
         gateway_ref=c.id,

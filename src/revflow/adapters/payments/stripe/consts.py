@@ -61,6 +61,7 @@ EVENT_TYPES: Final[dict[str, GatewayEventType]] = {
     "payment_intent.succeeded": "payment.succeeded",
     "payment_intent.payment_failed": "payment.failed",
     "payment_intent.processing": "payment.processing",
+    "payment_intent.canceled": "payment.failed",  # canceled at Stripe: this attempt has failed (ADR 0035)
     "charge.refunded": "charge.refunded",
     "charge.dispute.created": "dispute.created",
     "charge.dispute.updated": "dispute.updated",

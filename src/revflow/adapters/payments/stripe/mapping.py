@@ -94,6 +94,8 @@ def charge_status(pi: Obj) -> ChargeStatus:
     error = pi.get("last_payment_error") or {}
     if status == "succeeded":
         return "succeeded"
+    if status == "canceled":
+        return "failed"
     if status in ("processing", "requires_capture"):
         return "processing"
     if status == "requires_action" or error.get("code") == "authentication_required":
@@ -106,8 +108,11 @@ def charge_result(pi: Obj) -> ChargeResult:
     status = charge_status(pi)
     error = pi.get("last_payment_error") or {}
     failure_code = decline_code = message = None
-    if status in ("failed", "requires_action"):
-        failure_code = error.get("code") or ("canceled" if pi["status"] == "canceled" else None)
+    if pi["status"] == "canceled":
+        failure_code = "canceled"
+        message = f"The PaymentIntent was canceled ({pi.get('cancellation_reason') or 'no reason given'})."
+    elif status in ("failed", "requires_action"):
+        failure_code = error.get("code")
         decline_code = error.get("decline_code")
         message = error.get("message")
         if failure_code is None and pi["status"] != "requires_action":
