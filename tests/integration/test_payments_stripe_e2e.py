@@ -620,6 +620,40 @@ class TestCanceledAtStripe:
         assert tenant.get(f"/v1/invoices/{inv}").json()["status"] == "open"
 
 
+class TestBankRefunds:
+    @pytest.mark.parametrize("succeed", [True, False])
+    def test_a_pending_bank_refund_settles_or_fails_days_later_through_a_webhook(
+        self, tenant: Tenant, container: Container, fake: FakeStripe, client: TestClient, succeed: bool
+    ) -> None:
+        cus = customer(tenant, token="pm_usBankAccount")
+        inv = open_invoice(tenant, cus)
+        _cycle(container, fake, client)
+        (payment,) = _payments(tenant, inv)
+        fake.settle_ach(payment["gateway_ref"])
+        _cycle(container, fake, client)
+        refund = tenant.post(f"/v1/payments/{payment['id']}/refunds", {"amount": 2000}).json()
+        _deliver(fake, client)
+
+        fake.settle_refund(refund["gateway_ref"], succeed=succeed, failure_reason="unknown")
+        statuses = _deliver(fake, client)
+
+        assert (refund["status"], set(statuses)) == ("pending", {200})
+        assert tenant.get(f"/v1/refunds/{refund['id']}").json()["status"] == (
+            "succeeded" if succeed else "failed"
+        )
+        assert tenant.get(f"/v1/payments/{payment['id']}").json()["amount_refunded"] == (
+            2000 if succeed else 0
+        )
+        txns = tenant.get(f"/v1/customers/{cus}/balance_transactions").json()["data"]
+        assert sorted((t["type"], t["amount"]) for t in txns if t["type"].startswith("refund")) == (
+            [("refund", -2000)] if succeed else [("refund", -2000), ("refund_failed", 2000)]
+        )
+        alerts = tenant.get("/v1/alerts", params={"status": "open"}).json()["data"]
+        assert [a["type"] for a in alerts] == ([] if succeed else ["refund_failed"])
+        assert ("charge.refund.updated", "processed") in _events(container)
+        assert reconcile_payments(container, force=True) == 0  # Revflow's refunds agree with Stripe's
+
+
 class TestWebhookDelivery:
     def test_duplicate_and_out_of_order_events_are_processed_once(
         self, tenant: Tenant, container: Container, fake: FakeStripe, client: TestClient

@@ -402,6 +402,55 @@ class TestCanceledAtGateway:
         assert scheduled["next_action_at"] is not None
 
 
+def _refund_event(refund: dict[str, Any], payment_ref: str, status: str, *, event_id: str) -> bytes:
+    return json.dumps(
+        {
+            "id": event_id,
+            "type": "charge.refund.updated",
+            "created": 1900000000,
+            "data": {
+                "object": {
+                    "id": refund["gateway_ref"],
+                    "object": "refund",
+                    "amount": refund["amount"],
+                    "currency": refund["currency"],
+                    "status": status,
+                    "payment_intent": payment_ref,
+                }
+            },
+        }
+    ).encode()
+
+
+class TestRefundUpdates:
+    def test_a_refund_that_fails_later_gives_the_credit_back_once_and_alerts(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        inv, payment = _paid_invoice(tenant, container)
+        refund = tenant.post(f"/v1/payments/{payment['id']}/refunds", {"amount": 2000}).json()
+        cus = tenant.get(f"/v1/invoices/{inv}").json()["customer_id"]
+        ref = payment["gateway_ref"]
+
+        failed = _post(tenant, container, _refund_event(refund, ref, "failed", event_id="evt_rf1"))
+        again = _post(tenant, container, _refund_event(refund, ref, "failed", event_id="evt_rf1"))
+        later = _post(tenant, container, _refund_event(refund, ref, "succeeded", event_id="evt_rf2"))
+
+        assert refund["status"] == "succeeded" and refund["credit_note_id"] is not None
+        assert [r.json()["status"] for r in (failed, again, later)] == ["processed", "duplicate", "ignored"]
+        assert tenant.get(f"/v1/refunds/{refund['id']}").json()["status"] == "failed"
+        assert tenant.get(f"/v1/payments/{payment['id']}").json()["amount_refunded"] == 0
+        txns = tenant.get(f"/v1/customers/{cus}/balance_transactions").json()["data"]
+        assert sorted((t["type"], t["amount"]) for t in txns if t["type"].startswith("refund")) == [
+            ("refund", -2000),
+            ("refund_failed", 2000),
+        ]
+        alerts = tenant.get("/v1/alerts", params={"status": "open"}).json()["data"]
+        assert [(a["type"], a["object_id"], a["severity"]) for a in alerts] == [
+            ("refund_failed", refund["id"], "critical")
+        ]
+        assert tenant.get(f"/v1/credit_notes/{refund['credit_note_id']}").json()["status"] != "void"
+
+
 class TestRefunds:
     def test_partial_then_full_refunds_issue_credit_notes_and_refuse_more_than_paid(
         self, tenant: Tenant, container: Container

@@ -236,6 +236,7 @@ GatewayEventType = Literal[
     "payment.failed",
     "payment.processing",
     "charge.refunded",
+    "refund.updated",
     "dispute.created",
     "dispute.updated",
     "dispute.closed",

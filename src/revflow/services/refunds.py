@@ -25,6 +25,7 @@ __all__ = [
     "record_refund",
     "refund_payment",
     "update_dispute",
+    "update_refund",
 ]
 
 #: Final dispute statuses: a later event about the dispute changes nothing (ADR 0035).
@@ -271,5 +272,70 @@ def update_dispute(
             "status": status,
             "amount_reopened": reopened,
         },
+    )
+    return True
+
+
+def update_refund(ctx: Ctx, p: Payment, result: RefundResult, *, at: datetime) -> bool:
+    """Apply the gateway's later status of a refund of ``p`` (a bank refund is ``pending`` for days).
+    ``succeeded`` just records it. ``failed`` means the money never reached the customer: the refund no
+    longer counts against the payment; its credit note stays (the invoice was credited) and its amount goes
+    back to the customer's credit balance, or, for a refund of a partly paid invoice, the payment covers the
+    invoice again; a critical alert asks a person to pay the customer another way. A failed refund stays
+    failed. Unknown refunds are left to ``charge.refunded``. Returns True when something changed."""
+    refund = ctx.session.scalar(
+        select(Refund).where(Refund.org_id == ctx.org_id, Refund.gateway_ref == result.gateway_ref)
+    )
+    if refund is None or refund.status in ("failed", result.status) or result.status == "pending":
+        return False
+    before, refund.status = refund.status, result.status
+    if result.status == "failed":
+        p.amount_refunded -= refund.amount
+        p.updated_at = at
+        inv = ctx.get(Invoice, p.invoice_id, for_update=True, label="invoice")
+        if refund.credit_note_id is not None:
+            ctx.session.add(
+                CustomerBalanceTransaction(
+                    id=new_id("cbtxn"),
+                    org_id=ctx.org_id,
+                    customer_id=inv.customer_id,
+                    type="refund_failed",
+                    amount=refund.amount,
+                    currency=inv.currency,
+                    invoice_id=inv.id,
+                    credit_note_id=refund.credit_note_id,
+                    description=f"Refund {refund.id} failed: the credit stays with the customer",
+                    created_at=at,
+                )
+            )
+        else:
+            back = min(refund.amount, inv.amount_remaining)
+            inv.amount_paid += back
+            inv.amount_remaining -= back
+            inv.updated_at = at
+        raise_alert(
+            ctx.session,
+            org_id=ctx.org_id,
+            type="refund_failed",
+            message=(
+                f"Refund {refund.id} of {refund.amount} {refund.currency} (payment {p.id}) failed at the "
+                "gateway: pay the customer another way or keep it as credit"
+            ),
+            dedupe_key=f"refund_failed:{result.gateway_ref}",
+            now=at,
+            object_type="refund",
+            object_id=refund.id,
+            details={"payment_id": p.id, "amount": refund.amount, "credit_note_id": refund.credit_note_id},
+            severity="critical",
+        )
+    ctx.session.flush()
+    record(
+        ctx,
+        action="refund.update",
+        object_type="refund",
+        object_id=refund.id,
+        changes={"status": [before, refund.status]},
+        event_type=f"refund.{refund.status}",
+        data={"id": refund.id, "payment_id": p.id, "status": refund.status, "amount": refund.amount},
     )
     return True

@@ -953,6 +953,26 @@ class State:
         return items
 
     # ---------------------------------------------------------------------------------- test-mode controls
+    def settle_refund(self, refund_id: str, *, succeed: bool, failure_reason: str) -> Obj:
+        """A ``pending`` refund (a bank transfer back) succeeds or fails days later; a failed refund gives
+        the money back to the charge (``amount_refunded`` lowered). Emits ``charge.refund.updated``."""
+        refund = self.get("refund", refund_id)
+        if refund["status"] != "pending":
+            raise ValueError(f"{refund_id} is {refund['status']}, not pending")
+        charge = self.get("charge", refund["charge"])
+        refund["status"] = "succeeded" if succeed else "failed"
+        if not succeed:
+            refund["failure_reason"] = failure_reason
+            refund["failure_balance_transaction"] = new_id("txn_")
+            charge["amount_refunded"] -= refund["amount"]
+            charge["refunded"] = False
+        charge["refunds"]["data"] = [
+            copy.deepcopy(refund) if r["id"] == refund_id else r for r in charge["refunds"]["data"]
+        ]
+        self.emit("refund.updated", refund, {"status": "pending"})
+        self.emit("charge.refund.updated", refund, {"status": "pending"})
+        return refund
+
     def settle(self, pi_id: str, *, succeed: bool, failure_code: str, failure_message: str) -> Obj:
         pi = self.get("payment_intent", pi_id)
         if pi["status"] != "processing":

@@ -549,6 +549,17 @@ class SandboxGateway:
                 dispute_amount=obj.get("amount"),
                 data=obj,
             )
+        if obj.get("object") == "refund" and body["type"] == "charge.refund.updated":
+            return GatewayEvent(
+                id=body["id"],
+                type="refund.updated",
+                raw_type=body["type"],
+                created=created,
+                object_ref=str(obj["id"]),
+                payment_ref=obj.get("payment_intent"),
+                refund=RefundResult(obj["id"], obj["status"], obj["amount"], obj["currency"]),
+                data=obj,
+            )
         if obj.get("object") == "refund" and body["type"] == "charge.refunded":
             return GatewayEvent(
                 id=body["id"],

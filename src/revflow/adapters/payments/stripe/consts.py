@@ -63,6 +63,7 @@ EVENT_TYPES: Final[dict[str, GatewayEventType]] = {
     "payment_intent.processing": "payment.processing",
     "payment_intent.canceled": "payment.failed",  # canceled at Stripe: this attempt has failed (ADR 0035)
     "charge.refunded": "charge.refunded",
+    "charge.refund.updated": "refund.updated",
     "charge.dispute.created": "dispute.created",
     "charge.dispute.updated": "dispute.updated",
     "charge.dispute.closed": "dispute.closed",

@@ -199,6 +199,10 @@ def gateway_event(event: Obj) -> GatewayEvent:
                 amount_refunded=int(obj["amount_refunded"]),
                 payment_ref=_id(obj.get("payment_intent")),
             )
+        if kind == "refund.updated" and obj.get("object") == "refund":
+            return GatewayEvent(
+                **common, refund=refund_result(obj), payment_ref=_id(obj.get("payment_intent"))
+            )
         if kind.startswith("dispute.") and obj.get("object") == "dispute":
             return GatewayEvent(
                 **common,
