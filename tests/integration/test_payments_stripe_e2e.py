@@ -385,6 +385,7 @@ class TestBankDebit:
 
         _advance(container, fake, timedelta(days=1))
         fake.settle_ach(pi["id"])
+        _deliver(fake, client)  # the webhook comes before the worker's reconciliation would settle it
         _cycle(container, fake, client)
 
         assert [(p["status"], p["method"]) for p in processing] == [("processing", "us_bank_account")]
