@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import stripe
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -27,7 +28,7 @@ from revflow.jobs.worker import reconcile_payments
 from revflow.services import subscriptions
 from revflow.services.context import Actor, Ctx
 from revflow.storage.models import Alert, Invoice, Organization, Payment, Subscription
-from revflow.storage.payment_models import GatewayEventRecord
+from revflow.storage.payment_models import Dispute, GatewayEventRecord
 from tests.conftest import Tenant
 from tests.fakes.stripe import FakeStripe, WebhookEndpoint, running_fake
 from tests.integration.billing_helpers import make_plan, make_price
@@ -384,6 +385,7 @@ class TestBankDebit:
 
         _advance(container, fake, timedelta(days=1))
         fake.settle_ach(pi["id"])
+        _deliver(fake, client)  # the webhook comes before the worker's reconciliation would settle it
         _cycle(container, fake, client)
 
         assert [(p["status"], p["method"]) for p in processing] == [("processing", "us_bank_account")]
@@ -466,6 +468,191 @@ class TestChangesMadeAtStripe:
                 if e.raw_type in ("charge.dispute.created", "payment_method.detached")
             }
         assert stored == {"charge.dispute.created": "processed", "payment_method.detached": "processed"}
+
+
+class TestDisputeLifecycle:
+    @pytest.mark.parametrize(
+        ("evidence", "outcome", "invoice_after", "alerts_after"),
+        [
+            ("winning_evidence", "won", ("paid", 5000, 0, "won", False), []),
+            (
+                "losing_evidence",
+                "lost",
+                ("open", 0, 5000, "lost", True),
+                [("payment_dispute_lost", "open", "critical")],
+            ),
+        ],
+    )
+    def test_a_dispute_flags_the_invoice_and_its_evidence_decides_the_outcome(
+        self,
+        tenant: Tenant,
+        container: Container,
+        fake: FakeStripe,
+        client: TestClient,
+        evidence: str,
+        outcome: str,
+        invoice_after: tuple[object, ...],
+        alerts_after: list[tuple[str, str, str]],
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant))
+        _cycle(container, fake, client)
+        (payment,) = _payments(tenant, inv)
+        dispute = fake.create_dispute(payment["gateway_ref"], reason="fraudulent")
+        _deliver(fake, client)
+        opened = tenant.get(f"/v1/invoices/{inv}").json()
+        listed = [i["id"] for i in tenant.get("/v1/invoices", params={"disputed": "true"}).json()["data"]]
+
+        closed = fake.client().v1.disputes.update(
+            dispute["id"], {"evidence": {"uncategorized_text": evidence}, "submit": True}
+        )
+        statuses = _deliver(fake, client)
+        _cycle(container, fake, client)  # nothing is charged again: the customer is asked, not debited
+
+        assert (opened["dispute_status"], opened["disputed"], opened["status"]) == (
+            "needs_response",
+            True,
+            "paid",
+        )
+        assert listed == [inv]
+        assert (closed.status, statuses) == (outcome, [200, 200])
+        assert closed.evidence.uncategorized_text == evidence
+        after = tenant.get(f"/v1/invoices/{inv}").json()
+        assert (
+            after["status"],
+            after["amount_paid"],
+            after["amount_remaining"],
+            after["dispute_status"],
+            after["disputed"],
+        ) == invoice_after
+        flagged = [i["id"] for i in tenant.get("/v1/invoices", params={"disputed": "true"}).json()["data"]]
+        assert flagged == ([inv] if outcome == "lost" else [])
+        assert tenant.get(f"/v1/disputes/{_dispute_id(container)}").json()["status"] == outcome
+        alerts = tenant.get("/v1/alerts", params={"status": "open"}).json()["data"]
+        assert [(a["type"], a["status"], a["severity"]) for a in alerts] == alerts_after
+        assert [e for e in _events(container) if e[0].startswith("charge.dispute.")] == [
+            ("charge.dispute.created", "processed"),
+            ("charge.dispute.updated", "processed"),
+            ("charge.dispute.closed", "processed"),
+        ]
+        assert (_intent_posts(fake), len(_payments(tenant, inv))) == (1, 1)
+
+    def test_closing_a_dispute_at_stripe_loses_it_once_whatever_the_event_order(
+        self,
+        tenant: Tenant,
+        container: Container,
+        fake: FakeStripe,
+        endpoint: WebhookEndpoint,
+        client: TestClient,
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant), amount=8000)
+        _cycle(container, fake, client)
+        (payment,) = _payments(tenant, inv)
+        dispute = fake.create_dispute(payment["gateway_ref"], amount=3000)
+        fake.client().v1.disputes.close(dispute["id"])
+        queued = [d.event_id for d in fake.deliver_webhooks(handler=lambda body, headers: None)]
+        replay = []  # lost on the way, then redelivered newest first, and twice
+        for event_id in [*reversed(queued), *queued]:
+            body, headers = fake.sign(event_id, secret=endpoint.secret)
+            replay.append(client.post("/v1/webhooks/stripe", content=body, headers=headers).status_code)
+        refused = fake.client().v1.disputes.close
+        with pytest.raises(stripe.InvalidRequestError) as err:
+            refused(dispute["id"])
+
+        assert set(replay) == {200}
+        after = tenant.get(f"/v1/invoices/{inv}").json()
+        assert (
+            after["status"],
+            after["amount_paid"],
+            after["amount_remaining"],
+            after["dispute_status"],
+        ) == (
+            "open",
+            5000,
+            3000,
+            "lost",
+        )
+        assert err.value.code == "dispute_already_closed"
+        assert len(queued) == 2
+        assert sorted(e for e in _events(container) if e[0].startswith("charge.dispute.")) == [
+            ("charge.dispute.closed", "processed"),
+            ("charge.dispute.created", "processed"),
+        ]
+        assert tenant.get(f"/v1/disputes/{_dispute_id(container)}").json()["amount"] == 3000
+        lost = [a for a in tenant.get("/v1/alerts").json()["data"] if a["type"] == "payment_dispute_lost"]
+        assert [(a["details"]["amount"], a["object_id"]) for a in lost] == [(3000, inv)]
+
+
+def _dispute_id(container: Container) -> str:
+    with container.sessions() as s:
+        (dispute_id,) = s.scalars(select(Dispute.id))
+        return str(dispute_id)
+
+
+class TestCanceledAtStripe:
+    def test_an_intent_canceled_at_stripe_fails_its_attempt_once_and_dunning_retries_on_schedule(
+        self, tenant: Tenant, container: Container, fake: FakeStripe, client: TestClient
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant, token="pm_card_authenticationRequired"))
+        _cycle(container, fake, client)
+        (before,) = [p for p in _payments(tenant, inv) if p["gateway_ref"]]
+        scheduled = tenant.get(f"/v1/invoices/{inv}/collection").json()
+
+        canceled = fake.client().v1.payment_intents.cancel(
+            before["gateway_ref"], {"cancellation_reason": "abandoned"}
+        )
+        statuses = _deliver(fake, client)
+
+        assert before["status"] == "requires_action"
+        assert (canceled.status, set(statuses)) == ("canceled", {200})
+        (after,) = [p for p in _payments(tenant, inv) if p["gateway_ref"]]
+        assert (after["status"], after["failure_code"], after["hard_decline"]) == (
+            "failed",
+            "canceled",
+            False,
+        )
+        assert after["failure_message"] == "The PaymentIntent was canceled (abandoned)."
+        view = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        assert (view["status"], view["attempts"], view["next_action_at"]) == (
+            "active",
+            1,
+            scheduled["next_action_at"],
+        )
+        assert ("payment_intent.canceled", "processed") in _events(container)
+        assert tenant.get(f"/v1/invoices/{inv}").json()["status"] == "open"
+
+
+class TestBankRefunds:
+    @pytest.mark.parametrize("succeed", [True, False])
+    def test_a_pending_bank_refund_settles_or_fails_days_later_through_a_webhook(
+        self, tenant: Tenant, container: Container, fake: FakeStripe, client: TestClient, succeed: bool
+    ) -> None:
+        cus = customer(tenant, token="pm_usBankAccount")
+        inv = open_invoice(tenant, cus)
+        _cycle(container, fake, client)
+        (payment,) = _payments(tenant, inv)
+        fake.settle_ach(payment["gateway_ref"])
+        _cycle(container, fake, client)
+        refund = tenant.post(f"/v1/payments/{payment['id']}/refunds", {"amount": 2000}).json()
+        _deliver(fake, client)
+
+        fake.settle_refund(refund["gateway_ref"], succeed=succeed, failure_reason="unknown")
+        statuses = _deliver(fake, client)
+
+        assert (refund["status"], set(statuses)) == ("pending", {200})
+        assert tenant.get(f"/v1/refunds/{refund['id']}").json()["status"] == (
+            "succeeded" if succeed else "failed"
+        )
+        assert tenant.get(f"/v1/payments/{payment['id']}").json()["amount_refunded"] == (
+            2000 if succeed else 0
+        )
+        txns = tenant.get(f"/v1/customers/{cus}/balance_transactions").json()["data"]
+        assert sorted((t["type"], t["amount"]) for t in txns if t["type"].startswith("refund")) == (
+            [("refund", -2000)] if succeed else [("refund", -2000), ("refund_failed", 2000)]
+        )
+        alerts = tenant.get("/v1/alerts", params={"status": "open"}).json()["data"]
+        assert [a["type"] for a in alerts] == ([] if succeed else ["refund_failed"])
+        assert ("charge.refund.updated", "processed") in _events(container)
+        assert reconcile_payments(container, force=True) == 0  # Revflow's refunds agree with Stripe's
 
 
 class TestWebhookDelivery:
@@ -686,3 +873,60 @@ class TestReconciliation:
         assert all(a.object_id != clean["id"] for a in alerts)
         assert {a.details["gateway"] for a in alerts} == {"stripe"}
         assert {a.org_id for a in alerts} == {tenant.org_id}
+
+    @pytest.mark.parametrize(("succeed", "settled"), [(True, "succeeded"), (False, "failed")])
+    def test_an_ach_settlement_whose_webhook_is_in_flight_is_applied_once_and_not_alerted(
+        self,
+        tenant: Tenant,
+        container: Container,
+        fake: FakeStripe,
+        client: TestClient,
+        succeed: bool,
+        settled: str,
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant, token="pm_usBankAccount"))
+        _cycle(container, fake, client)
+        (before,) = _payments(tenant, inv)
+        _advance(container, fake, timedelta(days=4))
+        fake.settle_ach(before["gateway_ref"], succeed=succeed)  # its webhooks are not delivered yet
+
+        found = reconcile_payments(container, force=True)
+        (after,) = _payments(tenant, inv)
+        invoice = tenant.get(f"/v1/invoices/{inv}").json()
+        statuses = _deliver(fake, client)
+
+        assert (before["status"], found, after["status"]) == ("processing", 0, settled)
+        assert (invoice["status"], invoice["amount_paid"]) == (("paid", 5000) if succeed else ("open", 0))
+        assert set(statuses) == {200}
+        late = "payment_intent.succeeded" if succeed else "payment_intent.payment_failed"
+        assert (late, "ignored") in _events(container)
+        again = tenant.get(f"/v1/invoices/{inv}").json()
+        assert (again["status"], again["amount_paid"]) == (invoice["status"], invoice["amount_paid"])
+        with container.sessions() as s:
+            assert not list(s.scalars(select(Alert).where(Alert.type == "payment_discrepancy")))
+
+    def test_a_discrepancy_that_no_longer_holds_is_resolved_on_the_next_run(
+        self, tenant: Tenant, container: Container, fake: FakeStripe, client: TestClient
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant))
+        _cycle(container, fake, client)
+        (payment,) = _payments(tenant, inv)
+
+        def plant(amount: int) -> int:
+            with container.sessions() as s:
+                s.get_one(Payment, payment["id"]).amount = amount
+                s.commit()
+            return reconcile_payments(container, force=True)
+
+        def alerts() -> list[tuple[str, str]]:
+            with container.sessions() as s:
+                rows = s.scalars(select(Alert).where(Alert.type == "payment_discrepancy"))
+                return [(a.details["kind"], a.status) for a in rows]
+
+        first = plant(4999)
+        opened = alerts()
+        cleared = plant(5000)
+
+        assert (first, cleared) == (1, 0)
+        assert opened == [("amount_mismatch", "open")]
+        assert alerts() == [("amount_mismatch", "resolved")]

@@ -16,7 +16,7 @@ from revflow.adapters.payments.sandbox import SandboxGateway
 from revflow.bootstrap import Container
 from revflow.jobs.worker import reconcile_payments
 from revflow.storage.models import Alert, CreditNote, Payment
-from revflow.storage.payment_models import GatewayEventRecord, SandboxCharge
+from revflow.storage.payment_models import Dispute, GatewayEventRecord, SandboxCharge
 from tests.conftest import Tenant
 from tests.integration.payment_helpers import clock, customer, frozen_container, open_invoice, work
 
@@ -252,6 +252,205 @@ class TestWebhooks:
         assert tenant.get(f"/v1/payments/{payment['id']}").json()["disputed"] is True
 
 
+def _dispute_event(payment_ref: str, raw_type: str, status: str, *, n: int, amount: int = 5000) -> bytes:
+    return json.dumps(
+        {
+            "id": f"evt_dp_{n}",
+            "type": raw_type,
+            "created": 1900000000 + n,
+            "data": {
+                "object": {
+                    "id": "dp_1",
+                    "object": "dispute",
+                    "amount": amount,
+                    "reason": "fraudulent",
+                    "status": status,
+                    "payment_intent": payment_ref,
+                }
+            },
+        }
+    ).encode()
+
+
+class TestDisputeLifecycle:
+    @pytest.mark.parametrize(
+        ("outcome", "invoice_after", "open_alerts"),
+        [
+            ("won", ("paid", 5000, 0, "won", False), []),
+            ("lost", ("open", 2000, 3000, "lost", True), [("payment_dispute_lost", 3000)]),
+        ],
+    )
+    def test_the_invoice_carries_the_dispute_until_it_is_won_or_lost(
+        self,
+        tenant: Tenant,
+        container: Container,
+        outcome: str,
+        invoice_after: tuple[object, ...],
+        open_alerts: list[tuple[str, int]],
+    ) -> None:
+        inv, payment = _paid_invoice(tenant, container)
+        ref = payment["gateway_ref"]
+
+        def invoice() -> tuple[object, ...]:
+            i = tenant.get(f"/v1/invoices/{inv}").json()
+            return (i["status"], i["amount_paid"], i["amount_remaining"], i["dispute_status"], i["disputed"])
+
+        def flagged(value: str) -> list[str]:
+            return [i["id"] for i in tenant.get("/v1/invoices", params={"disputed": value}).json()["data"]]
+
+        created = _post(
+            tenant,
+            container,
+            _dispute_event(ref, "charge.dispute.created", "needs_response", n=1, amount=3000),
+        )
+        opened = (invoice(), flagged("true"), flagged("false"))
+        review = _post(
+            tenant, container, _dispute_event(ref, "charge.dispute.updated", "under_review", n=2, amount=3000)
+        )
+        in_review = invoice()[3]
+        closed = _post(
+            tenant, container, _dispute_event(ref, "charge.dispute.closed", outcome, n=3, amount=3000)
+        )
+        late = _post(
+            tenant, container, _dispute_event(ref, "charge.dispute.updated", "under_review", n=4, amount=3000)
+        )
+        work(container)
+
+        assert [r.json()["status"] for r in (created, review, closed, late)] == [
+            "processed",
+            "processed",
+            "processed",
+            "ignored",
+        ]
+        assert opened == (("paid", 5000, 0, "needs_response", True), [inv], [])
+        assert in_review == "under_review"
+        assert invoice() == invoice_after
+        assert flagged("true") == ([inv] if outcome == "lost" else [])
+        assert flagged("false") == ([] if outcome == "lost" else [inv])
+        alerts = tenant.get("/v1/alerts", params={"status": "open"}).json()["data"]
+        assert [(a["type"], a["details"]["amount"]) for a in alerts] == open_alerts
+        assert len(tenant.get("/v1/payments", params={"invoice_id": inv}).json()["data"]) == 1
+        (event,) = tenant.get("/v1/events", params={"type": "charge.dispute.closed"}).json()["data"]
+        assert (event["data"]["object"]["status"], event["data"]["object"]["amount_reopened"]) == (
+            outcome,
+            3000 if outcome == "lost" else 0,
+        )
+
+    def test_a_closing_event_before_the_creation_event_records_the_dispute_once(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        inv, payment = _paid_invoice(tenant, container)
+        ref = payment["gateway_ref"]
+
+        closed = _post(tenant, container, _dispute_event(ref, "charge.dispute.closed", "lost", n=2))
+        created = _post(
+            tenant, container, _dispute_event(ref, "charge.dispute.created", "needs_response", n=1)
+        )
+        again = _post(tenant, container, _dispute_event(ref, "charge.dispute.closed", "lost", n=2))
+
+        assert [r.json()["status"] for r in (closed, created, again)] == [
+            "processed",
+            "processed",
+            "duplicate",
+        ]
+        i = tenant.get(f"/v1/invoices/{inv}").json()
+        assert (i["status"], i["amount_paid"], i["amount_remaining"], i["dispute_status"]) == (
+            "open",
+            0,
+            5000,
+            "lost",
+        )
+        with container.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(Dispute)) == 1
+
+
+class TestCanceledAtGateway:
+    def test_an_intent_canceled_at_the_gateway_fails_its_attempt_once_and_dunning_retries_on_schedule(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        inv = open_invoice(tenant, customer(tenant, token="pm_card_authenticationRequired"))
+        work(container)
+        (before,) = _attempted(tenant, inv)
+        scheduled = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        at = clock(container).now() + timedelta(minutes=5)
+        body = _event(
+            container,
+            before["gateway_ref"],
+            "payment_intent.canceled",
+            event_id="evt_cx",
+            status="canceled",
+            at=at,
+        )
+
+        r = _post(tenant, container, body)
+        again = _post(tenant, container, body)
+
+        assert before["status"] == "requires_action"
+        assert (r.json()["status"], again.json()["status"]) == ("processed", "duplicate")
+        (after,) = _attempted(tenant, inv)
+        assert (after["status"], after["failure_code"], after["hard_decline"]) == (
+            "failed",
+            "canceled",
+            False,
+        )
+        view = tenant.get(f"/v1/invoices/{inv}/collection").json()
+        assert (view["status"], view["attempts"], view["next_action_at"]) == (
+            "active",
+            1,
+            scheduled["next_action_at"],
+        )
+        assert scheduled["next_action_at"] is not None
+
+
+def _refund_event(refund: dict[str, Any], payment_ref: str, status: str, *, event_id: str) -> bytes:
+    return json.dumps(
+        {
+            "id": event_id,
+            "type": "charge.refund.updated",
+            "created": 1900000000,
+            "data": {
+                "object": {
+                    "id": refund["gateway_ref"],
+                    "object": "refund",
+                    "amount": refund["amount"],
+                    "currency": refund["currency"],
+                    "status": status,
+                    "payment_intent": payment_ref,
+                }
+            },
+        }
+    ).encode()
+
+
+class TestRefundUpdates:
+    def test_a_refund_that_fails_later_gives_the_credit_back_once_and_alerts(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        inv, payment = _paid_invoice(tenant, container)
+        refund = tenant.post(f"/v1/payments/{payment['id']}/refunds", {"amount": 2000}).json()
+        cus = tenant.get(f"/v1/invoices/{inv}").json()["customer_id"]
+        ref = payment["gateway_ref"]
+
+        failed = _post(tenant, container, _refund_event(refund, ref, "failed", event_id="evt_rf1"))
+        again = _post(tenant, container, _refund_event(refund, ref, "failed", event_id="evt_rf1"))
+        later = _post(tenant, container, _refund_event(refund, ref, "succeeded", event_id="evt_rf2"))
+
+        assert refund["status"] == "succeeded" and refund["credit_note_id"] is not None
+        assert [r.json()["status"] for r in (failed, again, later)] == ["processed", "duplicate", "ignored"]
+        assert tenant.get(f"/v1/refunds/{refund['id']}").json()["status"] == "failed"
+        assert tenant.get(f"/v1/payments/{payment['id']}").json()["amount_refunded"] == 0
+        txns = tenant.get(f"/v1/customers/{cus}/balance_transactions").json()["data"]
+        assert sorted((t["type"], t["amount"]) for t in txns if t["type"].startswith("refund")) == [
+            ("refund", -2000),
+            ("refund_failed", 2000),
+        ]
+        alerts = tenant.get("/v1/alerts", params={"status": "open"}).json()["data"]
+        assert [(a["type"], a["object_id"], a["severity"]) for a in alerts] == [
+            ("refund_failed", refund["id"], "critical")
+        ]
+        assert tenant.get(f"/v1/credit_notes/{refund['credit_note_id']}").json()["status"] != "void"
+
+
 class TestRefunds:
     def test_partial_then_full_refunds_issue_credit_notes_and_refuse_more_than_paid(
         self, tenant: Tenant, container: Container
@@ -337,6 +536,68 @@ class TestReconciliation:
             next(a for a in alerts if a.details["kind"] == "amount_mismatch").details["gateway"] == "stripe"
         )
 
+    @pytest.mark.parametrize(
+        ("token", "settled", "invoice_status"),
+        [("pm_usBankAccount", "succeeded", "paid"), ("pm_usBankAccount_failure", "failed", "open")],
+    )
+    def test_an_ach_settlement_whose_event_is_in_flight_is_applied_once_and_not_alerted(
+        self, tenant: Tenant, container: Container, token: str, settled: str, invoice_status: str
+    ) -> None:
+        inv, before = _paid_invoice(tenant, container, token=token)
+        clock(container).advance(timedelta(days=5))
+        at_gateway = _gw(container).settle_due(now=clock(container).now())  # its event is not delivered yet
+
+        found = reconcile_payments(container, force=True)
+        (after,) = tenant.get("/v1/payments", params={"invoice_id": inv}).json()["data"]
+        invoice = tenant.get(f"/v1/invoices/{inv}").json()
+        work(container)  # the settlement event arrives after reconciliation applied it
+
+        assert (before["status"], at_gateway, found) == ("processing", 1, 0)
+        assert after["status"] == settled
+        assert (invoice["status"], invoice["amount_paid"]) == (
+            invoice_status,
+            5000 if settled == "succeeded" else 0,
+        )
+        assert _events(container) == [(f"evt_sbx_{before['gateway_ref']}_{settled}", "ignored")]
+        again = tenant.get(f"/v1/invoices/{inv}").json()
+        assert (again["status"], again["amount_paid"]) == (invoice["status"], invoice["amount_paid"])
+        with container.sessions() as s:
+            assert (
+                s.scalar(select(func.count()).select_from(Alert).where(Alert.type == "payment_discrepancy"))
+                == 0
+            )
+
+    def test_a_discrepancy_that_no_longer_holds_is_resolved_and_reopens_if_it_returns(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        _, payment = _paid_invoice(tenant, container)
+
+        def plant(amount: int) -> int:
+            with container.sessions() as s:
+                s.get_one(Payment, payment["id"]).amount = amount
+                s.commit()
+            return reconcile_payments(container, force=True)
+
+        def alert() -> tuple[str, datetime | None]:
+            with container.sessions() as s:
+                a = s.scalars(select(Alert).where(Alert.type == "payment_discrepancy")).one()
+                return a.status, a.resolved_at
+
+        first = plant(4999)
+        opened = alert()
+        clock(container).advance(timedelta(hours=1))
+        cleared = plant(5000)
+        resolved = alert()
+        returned = plant(4999)
+
+        assert (first, cleared, returned) == (1, 0, 1)
+        assert opened == ("open", None)
+        assert resolved[0] == "resolved"
+        assert resolved[1] is not None and resolved[1].replace(tzinfo=None) == clock(container).now().replace(
+            tzinfo=None
+        )
+        assert alert() == ("open", None)
+
 
 class TestGatewaySideChanges:
     def test_a_refund_made_at_the_gateway_is_booked_once_with_its_credit_note(
@@ -397,3 +658,9 @@ class TestGatewaySideChanges:
 
         assert r.json()["status"] == "processed"
         assert tenant.get(f"/v1/customers/{cus}/payment_methods").json()["data"] == []
+
+
+def _attempted(t: Tenant, inv: str) -> list[dict[str, Any]]:
+    """The payments of ``inv`` sent to the gateway (not the next scheduled attempt)."""
+    rows = t.get("/v1/payments", params={"invoice_id": inv}).json()["data"]
+    return [p for p in rows if p["gateway_ref"] is not None]

@@ -127,4 +127,20 @@ def _apply(session: Session, event: GatewayEvent, *, now: datetime) -> tuple[str
             at=at,
         )
         return "processed", None, p.org_id
+    if event.type == "refund.updated":
+        if event.refund is None:
+            return "ignored", "no refund in the event", p.org_id
+        changed = refunds.update_refund(ctx, p, event.refund, at=at)
+        return ("processed", None, p.org_id) if changed else ("ignored", "refund is up to date", p.org_id)
+    if event.type in ("dispute.updated", "dispute.closed"):
+        changed = refunds.update_dispute(
+            ctx,
+            p,
+            gateway_ref=event.object_ref,
+            status=event.dispute_status or "needs_response",
+            amount=event.dispute_amount,
+            reason=event.dispute_reason,
+            at=at,
+        )
+        return ("processed", None, p.org_id) if changed else ("ignored", "dispute is up to date", p.org_id)
     return "ignored", None, p.org_id

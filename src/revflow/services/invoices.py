@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from revflow.domain.errors import Conflict, InvalidInput
 from revflow.domain.ids import new_id
@@ -540,9 +540,15 @@ def list_invoices(
     ending_before: str | None = None,
     customer_id: str | None = None,
     status: str | None = None,
+    disputed: bool | None = None,
 ) -> Page[Invoice]:
-    """One page of invoices, newest first, optionally by customer and status."""
+    """One page of invoices, newest first, optionally by customer, status and dispute flag (an open or
+    lost dispute)."""
     stmt = select(Invoice).where(Invoice.org_id == ctx.org_id)
+    if disputed is True:
+        stmt = stmt.where(Invoice.dispute_status.is_not(None), Invoice.dispute_status != "won")
+    elif disputed is False:
+        stmt = stmt.where(or_(Invoice.dispute_status.is_(None), Invoice.dispute_status == "won"))
     if customer_id is not None:
         stmt = stmt.where(Invoice.customer_id == customer_id)
     if status is not None:

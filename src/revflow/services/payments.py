@@ -412,6 +412,7 @@ def apply_outcome(
     same_rank = RANK[new] == current and current > 0
     if same_rank and (new == p.status or (p.status_at is not None and stamp < p.status_at)):
         return False  # the same news again, or the older of two equal-rank outcomes
+    counted = p.status in ("failed", "requires_action")  # dunning already counted this attempt's failure
     p.status = new
     p.gateway_ref = result.gateway_ref or p.gateway_ref
     p.failure_code, p.decline_code = result.failure_code, result.decline_code
@@ -426,7 +427,7 @@ def apply_outcome(
     if new == "succeeded":
         _apply_to_invoice(ctx, inv, p, at)
         dunning.on_success(ctx, inv, at=at)
-    elif new in ("failed", "requires_action"):
+    elif new in ("failed", "requires_action") and not counted:
         dunning.on_failure(ctx, inv, p, at=at)
     return True
 

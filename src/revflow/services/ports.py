@@ -236,7 +236,10 @@ GatewayEventType = Literal[
     "payment.failed",
     "payment.processing",
     "charge.refunded",
+    "refund.updated",
     "dispute.created",
+    "dispute.updated",
+    "dispute.closed",
     "payment_method.attached",
     "payment_method.detached",
     "payment_method.updated",
@@ -260,6 +263,7 @@ class GatewayEvent:
     payment_ref: str | None = None  # charge.refunded / dispute.created: the PaymentIntent id
     dispute_reason: str | None = None
     dispute_amount: int | None = None
+    dispute_status: str | None = None  # dispute.*: e.g. needs_response, under_review, won, lost
     metadata: dict[str, str] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # the raw object, for the record
 

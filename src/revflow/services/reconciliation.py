@@ -3,6 +3,12 @@
 Each discrepancy becomes an alert (deduplicated by kind and gateway reference, so a daily run refreshes
 rather than repeats it): ``missing_in_revflow`` (the gateway took money Revflow has no record of),
 ``missing_at_gateway``, ``amount_mismatch``, ``status_mismatch`` and ``refund_mismatch``.
+
+A payment Revflow still has ``processing`` that the gateway lists as settled (``succeeded`` / ``failed``)
+is an ACH settlement whose webhook is still on its way, not a mismatch: reconciliation asks the gateway
+again (``retrieve_charge``, the list may be stale) and applies the confirmed outcome exactly as the webhook
+would (``payments.apply_outcome``; the webhook, when it comes, finds nothing left to do). An alert of a
+discrepancy that no longer holds on a later run is resolved (ADR 0035).
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from revflow.services import payments
 from revflow.services.alerts import raise_alert
-from revflow.services.ports import GatewayPayment, PaymentGateway
-from revflow.storage.models import Organization, Payment
+from revflow.services.ports import GatewayError, GatewayPayment, PaymentGateway
+from revflow.storage.models import Alert, Organization, Payment
 from revflow.storage.payment_models import Refund
 
 __all__ = ["Discrepancy", "ReconciliationReport", "reconcile"]
@@ -42,6 +49,32 @@ class Discrepancy:
 class ReconciliationReport:
     compared: int = 0
     discrepancies: list[Discrepancy] = field(default_factory=list)
+    #: ``processing`` payments re-checked with the gateway (settled from its answer when it confirmed)
+    rechecked: list[str] = field(default_factory=list)
+    #: ids of discrepancy alerts resolved because the discrepancy no longer holds
+    resolved: list[str] = field(default_factory=list)
+
+
+#: Gateway outcomes that end an ACH ``processing`` payment.
+_SETTLED = frozenset({"succeeded", "failed"})
+
+
+def _settle_in_flight(session: Session, gateway: PaymentGateway, p: Payment, *, now: datetime) -> bool:
+    """``p`` is ``processing`` here and settled in the gateway's list: confirm with the gateway and apply
+    the outcome as the settlement webhook would. Returns True when the two sides agree afterwards."""
+    try:
+        fresh = gateway.retrieve_charge(str(p.gateway_ref))
+    except GatewayError as exc:
+        log.warning("reconciliation_recheck_failed", gateway_ref=p.gateway_ref, error=str(exc))
+        return False
+    if fresh.status == "processing":
+        return True  # the list was stale: both sides still wait for the bank
+    if fresh.status not in _SETTLED:
+        return False
+    session.refresh(p, with_for_update=True)
+    at = payments.clock_time(session, p.test_clock_id, now)
+    payments.apply_outcome(payments.ctx_at(session, p.org_id, at), p, fresh, at=at)
+    return p.status == fresh.status
 
 
 def reconcile(
@@ -87,6 +120,14 @@ def reconcile(
                 continue
             if p.status in _IN_FLIGHT:
                 continue
+            # the gateway's fresh answer, applied: the list's status is older than the state compared now
+            agreed = (
+                p.status == "processing"
+                and g.status in _SETTLED
+                and _settle_in_flight(session, gateway, p, now=now)
+            )
+            if agreed:
+                report.rechecked.append(p.id)
             if p.amount != g.amount or p.currency.upper() != g.currency.upper():
                 report.discrepancies.append(
                     Discrepancy(
@@ -97,7 +138,7 @@ def reconcile(
                         {"revflow": p.amount, "at_gateway": g.amount, "currency": g.currency},
                     )
                 )
-            if p.status != g.status:
+            if p.status != g.status and not agreed:
                 report.discrepancies.append(
                     Discrepancy(
                         "status_mismatch", p.org_id, ref, p.id, {"revflow": p.status, "at_gateway": g.status}
@@ -114,7 +155,10 @@ def reconcile(
                         {"revflow": ours_refunded, "at_gateway": g.amount_refunded},
                     )
                 )
+        compared = set(theirs)
         for ref_, p in by_ref.items():
+            if ref_ is not None and p.created_at >= since:
+                compared.add(ref_)
             if ref_ is not None and ref_ not in theirs and p.created_at >= since:
                 report.discrepancies.append(
                     Discrepancy(
@@ -138,7 +182,32 @@ def reconcile(
                 details={"kind": d.kind, "gateway": gateway.name, "gateway_ref": d.gateway_ref, **d.details},
                 severity="critical" if d.kind in ("missing_in_revflow", "amount_mismatch") else "warning",
             )
+        report.resolved = _resolve_cleared(session, gateway.name, report, compared, now=now)
         session.commit()
     if report.discrepancies:
         log.warning("payment_discrepancies", count=len(report.discrepancies))
+    if report.resolved:
+        log.info("payment_discrepancies_resolved", count=len(report.resolved))
     return report
+
+
+def _resolve_cleared(
+    session: Session, gateway: str, report: ReconciliationReport, compared: set[str], *, now: datetime
+) -> list[str]:
+    """Resolve the open discrepancy alerts of ``gateway`` whose payment was compared on this run and whose
+    discrepancy was not found again. Alerts of payments outside this run's window stay as they are."""
+    found = {f"payment_recon:{d.kind}:{d.gateway_ref}" for d in report.discrepancies}
+    resolved: list[str] = []
+    open_alerts = session.scalars(
+        select(Alert).where(Alert.type == "payment_discrepancy", Alert.status != "resolved")
+    )
+    for alert in open_alerts:
+        details = alert.details or {}
+        if details.get("gateway") != gateway or details.get("gateway_ref") not in compared:
+            continue
+        if alert.dedupe_key in found:
+            continue
+        alert.status, alert.resolved_at = "resolved", now
+        alert.details = {**details, "resolved_by": "reconciliation"}
+        resolved.append(alert.id)
+    return resolved

@@ -14,10 +14,22 @@ from revflow.services.credit_notes import create_credit_note
 from revflow.services.payment_methods import gateway_errors
 from revflow.services.ports import PaymentGateway, RefundResult
 from revflow.services.recorder import record
-from revflow.storage.models import CustomerBalanceTransaction, Invoice, Payment
+from revflow.storage.models import Alert, CustomerBalanceTransaction, Invoice, Payment
 from revflow.storage.payment_models import Dispute, Refund
 
-__all__ = ["REFUND_REASONS", "RefundTooLarge", "record_dispute", "record_refund", "refund_payment"]
+__all__ = [
+    "DISPUTE_CLOSED",
+    "REFUND_REASONS",
+    "RefundTooLarge",
+    "record_dispute",
+    "record_refund",
+    "refund_payment",
+    "update_dispute",
+    "update_refund",
+]
+
+#: Final dispute statuses: a later event about the dispute changes nothing (ADR 0035).
+DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
 
 REFUND_REASONS = frozenset({"duplicate", "fraudulent", "requested_by_customer"})
 
@@ -167,6 +179,8 @@ def record_dispute(
     )
     ctx.session.add(dispute)
     p.disputed, p.updated_at = True, at
+    inv = ctx.get(Invoice, p.invoice_id, for_update=True, label="invoice")
+    inv.dispute_status, inv.updated_at = dispute.status, at
     ctx.session.flush()
     raise_alert(
         ctx.session,
@@ -190,3 +204,138 @@ def record_dispute(
         data={"id": dispute.id, "payment_id": p.id, "invoice_id": p.invoice_id, "amount": dispute.amount},
     )
     return dispute
+
+
+def update_dispute(
+    ctx: Ctx,
+    p: Payment,
+    *,
+    gateway_ref: str,
+    status: str,
+    amount: int | None,
+    reason: str | None,
+    at: datetime,
+) -> bool:
+    """Apply the gateway's new ``status`` of a dispute of ``p`` (recording the dispute first when its
+    ``created`` event has not arrived yet). A closed dispute stays closed. ``won`` clears the invoice's
+    flag; ``lost`` takes the disputed amount off what the invoice has been paid: the invoice is open again
+    for that amount (the customer still owes it) and a critical alert is raised. Returns True when
+    something changed."""
+    dispute = record_dispute(ctx, p, gateway_ref=gateway_ref, amount=amount, reason=reason, at=at)
+    if dispute.status in DISPUTE_CLOSED or dispute.status == status:
+        return False
+    before = dispute.status
+    dispute.status = status
+    inv = ctx.get(Invoice, p.invoice_id, for_update=True, label="invoice")
+    inv.dispute_status, inv.updated_at = status, at
+    reopened = 0
+    if status == "lost":
+        reopened = min(dispute.amount, inv.amount_paid)
+        inv.amount_paid -= reopened
+        inv.amount_remaining += reopened
+        if inv.status == "paid" and inv.amount_remaining > 0:
+            inv.status, inv.paid_at = "open", None
+        raise_alert(
+            ctx.session,
+            org_id=ctx.org_id,
+            type="payment_dispute_lost",
+            message=(
+                f"Dispute {dispute.id} of payment {p.id} was lost: {reopened} {inv.currency} of invoice "
+                f"{inv.id} is owed again"
+            ),
+            dedupe_key=f"dispute_lost:{gateway_ref}",
+            now=at,
+            object_type="invoice",
+            object_id=inv.id,
+            details={"payment_id": p.id, "dispute_id": dispute.id, "amount": reopened},
+            severity="critical",
+        )
+    if status in DISPUTE_CLOSED:
+        opened = ctx.session.scalar(
+            select(Alert).where(Alert.org_id == ctx.org_id, Alert.dedupe_key == f"dispute:{gateway_ref}")
+        )
+        if opened is not None and opened.status != "resolved":
+            opened.status, opened.resolved_at = "resolved", at
+    ctx.session.flush()
+    closed = status in DISPUTE_CLOSED
+    record(
+        ctx,
+        action="dispute.close" if closed else "dispute.update",
+        object_type="dispute",
+        object_id=dispute.id,
+        changes={"status": [before, status], "invoice_amount_reopened": reopened},
+        event_type="charge.dispute.closed" if closed else "charge.dispute.updated",
+        data={
+            "id": dispute.id,
+            "payment_id": p.id,
+            "invoice_id": inv.id,
+            "status": status,
+            "amount_reopened": reopened,
+        },
+    )
+    return True
+
+
+def update_refund(ctx: Ctx, p: Payment, result: RefundResult, *, at: datetime) -> bool:
+    """Apply the gateway's later status of a refund of ``p`` (a bank refund is ``pending`` for days).
+    ``succeeded`` just records it. ``failed`` means the money never reached the customer: the refund no
+    longer counts against the payment; its credit note stays (the invoice was credited) and its amount goes
+    back to the customer's credit balance, or, for a refund of a partly paid invoice, the payment covers the
+    invoice again; a critical alert asks a person to pay the customer another way. A failed refund stays
+    failed. Unknown refunds are left to ``charge.refunded``. Returns True when something changed."""
+    refund = ctx.session.scalar(
+        select(Refund).where(Refund.org_id == ctx.org_id, Refund.gateway_ref == result.gateway_ref)
+    )
+    if refund is None or refund.status in ("failed", result.status) or result.status == "pending":
+        return False
+    before, refund.status = refund.status, result.status
+    if result.status == "failed":
+        p.amount_refunded -= refund.amount
+        p.updated_at = at
+        inv = ctx.get(Invoice, p.invoice_id, for_update=True, label="invoice")
+        if refund.credit_note_id is not None:
+            ctx.session.add(
+                CustomerBalanceTransaction(
+                    id=new_id("cbtxn"),
+                    org_id=ctx.org_id,
+                    customer_id=inv.customer_id,
+                    type="refund_failed",
+                    amount=refund.amount,
+                    currency=inv.currency,
+                    invoice_id=inv.id,
+                    credit_note_id=refund.credit_note_id,
+                    description=f"Refund {refund.id} failed: the credit stays with the customer",
+                    created_at=at,
+                )
+            )
+        else:
+            back = min(refund.amount, inv.amount_remaining)
+            inv.amount_paid += back
+            inv.amount_remaining -= back
+            inv.updated_at = at
+        raise_alert(
+            ctx.session,
+            org_id=ctx.org_id,
+            type="refund_failed",
+            message=(
+                f"Refund {refund.id} of {refund.amount} {refund.currency} (payment {p.id}) failed at the "
+                "gateway: pay the customer another way or keep it as credit"
+            ),
+            dedupe_key=f"refund_failed:{result.gateway_ref}",
+            now=at,
+            object_type="refund",
+            object_id=refund.id,
+            details={"payment_id": p.id, "amount": refund.amount, "credit_note_id": refund.credit_note_id},
+            severity="critical",
+        )
+    ctx.session.flush()
+    record(
+        ctx,
+        action="refund.update",
+        object_type="refund",
+        object_id=refund.id,
+        changes={"status": [before, refund.status]},
+        event_type=f"refund.{refund.status}",
+        data={"id": refund.id, "payment_id": p.id, "status": refund.status, "amount": refund.amount},
+    )
+    return True

@@ -157,15 +157,21 @@ class InvoiceView(_View):
     marked_uncollectible_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    #: Status of the latest dispute (chargeback) of a payment of this invoice; None when never disputed.
+    dispute_status: str | None = None
+    #: True while a dispute is open or was lost (cleared when the dispute is won).
+    disputed: bool = False
 
     @classmethod
     def of(cls, inv: m.Invoice, *, lines: list[InvoiceLineView] | None = None) -> InvoiceView:
         """The view of ``inv``; ``lines`` reuses the views of its lines when the caller built them
         already (lines never change once an invoice is finalized, nor while it finalizes)."""
-        fields = {k: getattr(inv, k) for k in cls.model_fields if k not in {"object", "lines", "metadata"}}
+        skip = {"object", "lines", "metadata", "disputed"}
+        fields = {k: getattr(inv, k) for k in cls.model_fields if k not in skip}
         if lines is None:
             lines = [InvoiceLineView.of(li) for li in inv.lines]
-        return cls(**fields, lines=lines, metadata=inv.metadata_)
+        disputed = inv.dispute_status is not None and inv.dispute_status != "won"
+        return cls(**fields, lines=lines, metadata=inv.metadata_, disputed=disputed)
 
 
 class CreditNoteLineView(_View):

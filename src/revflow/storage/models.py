@@ -199,6 +199,9 @@ class Invoice(Base):
     paid_at: Mapped[datetime | None]
     voided_at: Mapped[datetime | None]
     marked_uncollectible_at: Mapped[datetime | None]
+    #: The status of the latest dispute of a payment of this invoice (``needs_response``,
+    #: ``under_review``, ``won``, ``lost``...), None when none was ever disputed (ADR 0035).
+    dispute_status: Mapped[str | None] = mapped_column(String(30))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -233,6 +233,13 @@ ROUTES: list[Route] = [
         lambda a: "/v1/disputes",
     ),
     _r("GET", "/v1/disputes/{id}", set(), lambda s, a, p: s.get("dispute", a[0])),
+    _r(
+        "POST",
+        "/v1/disputes/{id}",
+        {"evidence", "metadata", "submit"},
+        lambda s, a, p: s.update_dispute(a[0], p),
+    ),
+    _r("POST", "/v1/disputes/{id}/close", set(), lambda s, a, p: s.close_dispute(a[0])),
     # events
     _r(
         "GET",

@@ -209,6 +209,16 @@ class FakeStripe:
         self._after_change()
         return out
 
+    def settle_refund(self, refund_id: str, *, succeed: bool = True, failure_reason: str = "unknown") -> Obj:
+        """Settle a ``pending`` (bank) refund, as the bank does days later: ``charge.refund.updated``."""
+        with self.lock:
+            self.state.request = None
+            refund = copy.deepcopy(
+                self.state.settle_refund(refund_id, succeed=succeed, failure_reason=failure_reason)
+            )
+        self._after_change()
+        return refund
+
     def create_dispute(self, ref: str, *, reason: str = "fraudulent", amount: int | None = None) -> Obj:
         """Open a dispute on a succeeded charge (``ch_...`` or the PaymentIntent ``pi_...``): emits
         ``charge.dispute.created``. Returns the Dispute."""

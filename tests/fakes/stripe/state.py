@@ -953,6 +953,26 @@ class State:
         return items
 
     # ---------------------------------------------------------------------------------- test-mode controls
+    def settle_refund(self, refund_id: str, *, succeed: bool, failure_reason: str) -> Obj:
+        """A ``pending`` refund (a bank transfer back) succeeds or fails days later; a failed refund gives
+        the money back to the charge (``amount_refunded`` lowered). Emits ``charge.refund.updated``."""
+        refund = self.get("refund", refund_id)
+        if refund["status"] != "pending":
+            raise ValueError(f"{refund_id} is {refund['status']}, not pending")
+        charge = self.get("charge", refund["charge"])
+        refund["status"] = "succeeded" if succeed else "failed"
+        if not succeed:
+            refund["failure_reason"] = failure_reason
+            refund["failure_balance_transaction"] = new_id("txn_")
+            charge["amount_refunded"] -= refund["amount"]
+            charge["refunded"] = False
+        charge["refunds"]["data"] = [
+            copy.deepcopy(refund) if r["id"] == refund_id else r for r in charge["refunds"]["data"]
+        ]
+        self.emit("refund.updated", refund, {"status": "pending"})
+        self.emit("charge.refund.updated", refund, {"status": "pending"})
+        return refund
+
     def settle(self, pi_id: str, *, succeed: bool, failure_code: str, failure_message: str) -> Obj:
         pi = self.get("payment_intent", pi_id)
         if pi["status"] != "processing":
@@ -1030,6 +1050,59 @@ class State:
         charge["disputed"] = True
         self.emit("charge.dispute.created", dispute)
         return dispute
+
+    def update_dispute(self, ident: str, p: Obj) -> Obj:
+        """``POST /v1/disputes/{id}``: store evidence and (``submit``, true by default) submit it. As in
+        Stripe's test mode, ``uncategorized_text`` of ``winning_evidence`` / ``losing_evidence`` closes the
+        submitted dispute as won / lost (``charge.dispute.updated`` then ``charge.dispute.closed``)."""
+        dispute = self.get("dispute", ident)
+        if dispute["status"] in _DISPUTE_CLOSED:
+            raise invalid_request(
+                f"This dispute is already closed: {ident}", code="dispute_already_closed", param="evidence"
+            )
+        evidence = p.get("evidence")
+        previous: Obj = {}
+        if evidence is not None:
+            if not isinstance(evidence, dict):
+                raise invalid_request("Invalid object", code="parameter_invalid_string", param="evidence")
+            for key, value in evidence.items():
+                if key not in _EVIDENCE_FIELDS:
+                    raise invalid_request(
+                        f"Received unknown parameter: evidence[{key}]",
+                        code="parameter_unknown",
+                        param=f"evidence[{key}]",
+                    )
+                previous.setdefault("evidence", {})[key] = dispute["evidence"][key]
+                dispute["evidence"][key] = value or None
+            dispute["evidence_details"]["has_evidence"] = True
+        if "metadata" in p:
+            previous["metadata"] = copy.deepcopy(dispute["metadata"])
+            dispute["metadata"] = _metadata(dispute["metadata"], p["metadata"])
+        submit = "submit" not in p or _bool(p["submit"], "submit")
+        if submit:
+            previous["status"] = dispute["status"]
+            dispute["status"] = "under_review"
+            dispute["evidence_details"]["submission_count"] += 1
+        self.emit("charge.dispute.updated", dispute, previous)
+        outcome = {"winning_evidence": "won", "losing_evidence": "lost"}.get(
+            dispute["evidence"].get("uncategorized_text") or ""
+        )
+        if submit and outcome is not None:
+            dispute["status"] = outcome
+            self.emit("charge.dispute.closed", dispute)
+        return dispute
+
+    def close_dispute(self, ident: str) -> Obj:
+        """``POST /v1/disputes/{id}/close``: accept the dispute as lost (irreversible)."""
+        dispute = self.get("dispute", ident)
+        if dispute["status"] in _DISPUTE_CLOSED:
+            raise invalid_request(f"This dispute is already closed: {ident}", code="dispute_already_closed")
+        dispute["status"] = "lost"
+        self.emit("charge.dispute.closed", dispute)
+        return dispute
+
+
+_DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
 
 
 _EVIDENCE_FIELDS = [

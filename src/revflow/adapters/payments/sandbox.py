@@ -536,16 +536,28 @@ class SandboxGateway:
                 payment_method=info,
                 data=obj,
             )
-        if obj.get("object") == "dispute" and body["type"] == "charge.dispute.created":
+        if obj.get("object") == "dispute" and body["type"] in _DISPUTE_TYPES:
             return GatewayEvent(
                 id=body["id"],
-                type="dispute.created",
+                type=_DISPUTE_TYPES[body["type"]],
+                dispute_status=obj.get("status"),
                 raw_type=body["type"],
                 created=created,
                 object_ref=str(obj["id"]),
                 payment_ref=obj.get("payment_intent"),
                 dispute_reason=obj.get("reason"),
                 dispute_amount=obj.get("amount"),
+                data=obj,
+            )
+        if obj.get("object") == "refund" and body["type"] == "charge.refund.updated":
+            return GatewayEvent(
+                id=body["id"],
+                type="refund.updated",
+                raw_type=body["type"],
+                created=created,
+                object_ref=str(obj["id"]),
+                payment_ref=obj.get("payment_intent"),
+                refund=RefundResult(obj["id"], obj["status"], obj["amount"], obj["currency"]),
                 data=obj,
             )
         if obj.get("object") == "refund" and body["type"] == "charge.refunded":
@@ -581,6 +593,14 @@ _TYPES: dict[str, GatewayEventType] = {
     "payment_intent.succeeded": "payment.succeeded",
     "payment_intent.payment_failed": "payment.failed",
     "payment_intent.processing": "payment.processing",
+    "payment_intent.canceled": "payment.failed",  # canceled at the gateway: this attempt has failed
+}
+
+
+_DISPUTE_TYPES: dict[str, GatewayEventType] = {
+    "charge.dispute.created": "dispute.created",
+    "charge.dispute.updated": "dispute.updated",
+    "charge.dispute.closed": "dispute.closed",
 }
 
 
@@ -615,6 +635,16 @@ def _charge_dict(c: SandboxCharge) -> dict[str, Any]:
 
 
 def _result(c: SandboxCharge) -> ChargeResult:
+    if c.status == "canceled":  # an intent canceled at the gateway (as Stripe's): a failed attempt
+        return ChargeResult(
+            status="failed",
+            gateway_ref=c.id,
+            amount=c.amount,
+            currency=c.currency,
+            failure_code="canceled",
+            failure_message=c.failure_message or "The payment was canceled at the gateway.",
+            payment_method_type=c.payment_method_type,
+        )
     return ChargeResult(
         status=c.status,  # type: ignore[arg-type]
         gateway_ref=c.id,

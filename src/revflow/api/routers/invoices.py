@@ -45,6 +45,7 @@ def list_invoices(
     page: ListParamsDep,
     customer_id: Annotated[str | None, Query(max_length=40)] = None,
     status: Status | None = None,
+    disputed: bool | None = None,
 ) -> dict[str, object]:
     result = svc.list_invoices(
         ctx,
@@ -53,6 +54,7 @@ def list_invoices(
         ending_before=page.ending_before,
         customer_id=customer_id,
         status=status,
+        disputed=disputed,
     )
     return envelope("/v1/invoices", [InvoiceView.of(i) for i in result.items], result.has_more)
 

@@ -61,8 +61,12 @@ EVENT_TYPES: Final[dict[str, GatewayEventType]] = {
     "payment_intent.succeeded": "payment.succeeded",
     "payment_intent.payment_failed": "payment.failed",
     "payment_intent.processing": "payment.processing",
+    "payment_intent.canceled": "payment.failed",  # canceled at Stripe: this attempt has failed (ADR 0035)
     "charge.refunded": "charge.refunded",
+    "charge.refund.updated": "refund.updated",
     "charge.dispute.created": "dispute.created",
+    "charge.dispute.updated": "dispute.updated",
+    "charge.dispute.closed": "dispute.closed",
     "payment_method.attached": "payment_method.attached",
     "payment_method.detached": "payment_method.detached",
     "payment_method.updated": "payment_method.updated",

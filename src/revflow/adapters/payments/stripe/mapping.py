@@ -94,6 +94,8 @@ def charge_status(pi: Obj) -> ChargeStatus:
     error = pi.get("last_payment_error") or {}
     if status == "succeeded":
         return "succeeded"
+    if status == "canceled":
+        return "failed"
     if status in ("processing", "requires_capture"):
         return "processing"
     if status == "requires_action" or error.get("code") == "authentication_required":
@@ -106,8 +108,11 @@ def charge_result(pi: Obj) -> ChargeResult:
     status = charge_status(pi)
     error = pi.get("last_payment_error") or {}
     failure_code = decline_code = message = None
-    if status in ("failed", "requires_action"):
-        failure_code = error.get("code") or ("canceled" if pi["status"] == "canceled" else None)
+    if pi["status"] == "canceled":
+        failure_code = "canceled"
+        message = f"The PaymentIntent was canceled ({pi.get('cancellation_reason') or 'no reason given'})."
+    elif status in ("failed", "requires_action"):
+        failure_code = error.get("code")
         decline_code = error.get("decline_code")
         message = error.get("message")
         if failure_code is None and pi["status"] != "requires_action":
@@ -194,12 +199,17 @@ def gateway_event(event: Obj) -> GatewayEvent:
                 amount_refunded=int(obj["amount_refunded"]),
                 payment_ref=_id(obj.get("payment_intent")),
             )
-        if kind == "dispute.created" and obj.get("object") == "dispute":
+        if kind == "refund.updated" and obj.get("object") == "refund":
+            return GatewayEvent(
+                **common, refund=refund_result(obj), payment_ref=_id(obj.get("payment_intent"))
+            )
+        if kind.startswith("dispute.") and obj.get("object") == "dispute":
             return GatewayEvent(
                 **common,
                 payment_ref=_id(obj.get("payment_intent")),
                 dispute_reason=obj.get("reason"),
                 dispute_amount=int(obj["amount"]),
+                dispute_status=obj.get("status"),
             )
     except (KeyError, TypeError) as exc:
         raise ValueError(f"{raw_type} event {event_id} lacks {exc}") from exc
