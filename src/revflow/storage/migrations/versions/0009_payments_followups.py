@@ -1,7 +1,7 @@
 """payments follow-ups: the dispute flag of an invoice (ADR 0035)
 
 Revision ID: 0009
-Revises: 0006 (re-chained after 0007 and 0008 at merge)
+Revises: 0008
 Create Date: 2026-11-29 22:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0006"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
