@@ -781,44 +781,71 @@ def bill_customer(ctx: Ctx, customer_id: str, *, now: datetime, reason: str | No
     return created
 
 
-def bill_now(ctx: Ctx, sub: Subscription, *, at: datetime, reason: str) -> Invoice | None:
-    """Bill the current period's differences of one subscription right away (``always_invoice``,
-    cancellation), finalized at once."""
+def _start_now(ctx: Ctx, sub: Subscription, at: datetime) -> tuple[Batch, Schedule, Period]:
+    """The batch (customer locked), schedule and current period for billing ``sub`` at once at ``at``."""
     batch = Batch(ctx, [sub.customer_id], now=at, lock=True)
-    customer = batch.customers[sub.customer_id]
     batch.prices.update(_prices(ctx, [sub]))
     batch.products.update(_products(ctx, batch.prices))
     sched = schedule_of(sub)
-    period = sched.period_at(at)
-    actx = _at(ctx, at)
-    ended = sub.ended_at is not None and sub.ended_at <= at
-    usage = None
-    if ended:  # the last, partial period's usage is billed now: nothing bills this period later
-        own = {it.price_id: batch.prices[it.price_id] for it in sub.items}
-        usage = _usage(ctx, sub, Period(period.start, at), own) if at > period.start else {}
-        for price_id, measured in usage.items():
-            batch.usage_details[(sub.id, period.start, price_id)] = measured
-    drafts = diff(
+    return batch, sched, sched.period_at(at)
+
+
+def _period_drafts(
+    batch: Batch,
+    sub: Subscription,
+    sched: Schedule,
+    period: Period,
+    usage: dict[str, usage_source.PriceUsage] | None,
+    *,
+    advance: bool,
+    arrears: bool,
+) -> list[LineDraft]:
+    """What ``period`` of ``sub`` owes beyond what was billed for it, with ``usage`` measured (None: the
+    usage is not looked at)."""
+    for price_id, measured in (usage or {}).items():
+        batch.usage_details[(sub.id, period.start, price_id)] = measured
+    return diff(
         period=period,
         segments=_segments(sub, batch),
         billed=batch.billed_for(sub.id, period.start),
         currency=Currency.of(sub.currency),
         usage=None if usage is None else {pid: u.units for pid, u in usage.items()},
         usage_owed=None if usage is None else {pid: u.amount for pid, u in usage.items()},
-        include_advance=True,
-        include_arrears=ended,
+        include_advance=advance,
+        include_arrears=arrears,
         basis=sched.basis(period),
     )
+
+
+def _invoice_now(
+    ctx: Ctx, batch: Batch, sub: Subscription, drafts: list[LineDraft], *, at: datetime, reason: str
+) -> Invoice | None:
+    """One invoice of ``drafts``, discounted and finalized at once; None when there is nothing to bill."""
+    actx = _at(ctx, at)
     rows = _line_rows(actx, sub, drafts, batch.prices, batch.products, batch.usage_details)
     if not rows:
         return None
     discount_rows(batch, sub.customer_id, [sub], rows)
+    customer = batch.customers[sub.customer_id]
     inv = _make_invoice(
         actx, customer, batch.org, sub.currency, rows, [sub], at, reason, True, batch.line_views
     )
     batch.created.append(inv)
     batch.finish()
     return inv
+
+
+def bill_now(ctx: Ctx, sub: Subscription, *, at: datetime, reason: str) -> Invoice | None:
+    """Bill the current period's differences of one subscription right away (``always_invoice``,
+    cancellation), finalized at once."""
+    batch, sched, period = _start_now(ctx, sub, at)
+    ended = sub.ended_at is not None and sub.ended_at <= at
+    usage = None
+    if ended:  # the last, partial period's usage is billed now: nothing bills this period later
+        own = {it.price_id: batch.prices[it.price_id] for it in sub.items}
+        usage = _usage(ctx, sub, Period(period.start, at), own) if at > period.start else {}
+    drafts = _period_drafts(batch, sub, sched, period, usage, advance=True, arrears=ended)
+    return _invoice_now(ctx, batch, sub, drafts, at=at, reason=reason)
 
 
 def bill_usage_now(
@@ -832,12 +859,7 @@ def bill_usage_now(
     """Progressive billing: invoice the usage of ``sub``'s current period received by ``at``, less what was
     already billed for that period, finalized at once. Returns None when nothing more is owed. The
     period-end invoice bills only the rest: billed usage lines are what the engine diffs against."""
-    batch = Batch(ctx, [sub.customer_id], now=at, lock=True)
-    customer = batch.customers[sub.customer_id]
-    batch.prices.update(_prices(ctx, [sub]))
-    batch.products.update(_products(ctx, batch.prices))
-    sched = schedule_of(sub)
-    period = sched.period_at(at)
+    batch, sched, period = _start_now(ctx, sub, at)
     own = {it.price_id: batch.prices[it.price_id] for it in sub.items}
     metered = [p for p in own.values() if p.metric_code and (price_ids is None or p.id in price_ids)]
     if not metered:
@@ -845,31 +867,9 @@ def bill_usage_now(
     # every event received for the period so far (a gauge is integrated to the period end; the
     # period-end invoice corrects it if the level changes later)
     usage = usage_source.price_usage(ctx, sub=sub, prices=metered, start=period.start, end=period.end)
-    for price_id, measured in usage.items():
-        batch.usage_details[(sub.id, period.start, price_id)] = measured
-    drafts = diff(
-        period=period,
-        segments=_segments(sub, batch),
-        billed=batch.billed_for(sub.id, period.start),
-        currency=Currency.of(sub.currency),
-        usage={pid: u.units for pid, u in usage.items()},
-        usage_owed={pid: u.amount for pid, u in usage.items()},
-        include_advance=False,
-        include_arrears=False,
-        basis=sched.basis(period),
-    )
-    drafts = [d for d in drafts if d.kind == "usage" and d.amount > 0]
-    actx = _at(ctx, at)
-    rows = _line_rows(actx, sub, drafts, batch.prices, batch.products, batch.usage_details)
-    if not rows:
-        return None
-    discount_rows(batch, sub.customer_id, [sub], rows)
-    inv = _make_invoice(
-        actx, customer, batch.org, sub.currency, rows, [sub], at, reason, True, batch.line_views
-    )
-    batch.created.append(inv)
-    batch.finish()
-    return inv
+    drafts = _period_drafts(batch, sub, sched, period, usage, advance=False, arrears=False)
+    usage_drafts = [d for d in drafts if d.kind == "usage" and d.amount > 0]
+    return _invoice_now(ctx, batch, sub, usage_drafts, at=at, reason=reason)
 
 
 def _due_customers(
