@@ -461,7 +461,7 @@ def _describe(
         how = f" ({usage.metric.aggregation})" if usage is not None and usage.metric is not None else ""
         if usage is not None and usage.metric is not None and usage.metric.property:
             how = f" ({usage.metric.aggregation} of {usage.metric.property})"
-        start, end = draft.period.start.date().isoformat(), draft.period.end.date().isoformat()
+        start, end = (local_date(at, tz).isoformat() for at in (draft.period.start, draft.period.end))
         return f"{name}: {units} {metric}{how}, {start} to {end}"
     if draft.kind == "one_time":
         return f"{name}{qty} (one-time)"
