@@ -10,7 +10,7 @@ from revflow.domain.errors import InvalidInput
 from revflow.domain.ids import new_id
 from revflow.domain.invoices import CreditNoteTooLarge, InvoiceStatus, credit_note_kind, max_creditable
 from revflow.services.context import Ctx
-from revflow.services.invoices import mark_paid
+from revflow.services.invoices import add_balance_transaction, mark_paid
 from revflow.services.numbering import next_number
 from revflow.services.pagination import Page, paginate
 from revflow.services.recorder import diff, record
@@ -18,7 +18,6 @@ from revflow.services.views import CreditNoteView, InvoiceView
 from revflow.storage.models import (
     CreditNote,
     CreditNoteLine,
-    CustomerBalanceTransaction,
     Invoice,
     Organization,
 )
@@ -157,19 +156,14 @@ def create_credit_note(
         inv.amount_remaining -= total
     else:
         inv.post_payment_credit_notes_amount += total
-        ctx.session.add(
-            CustomerBalanceTransaction(
-                id=new_id("cbtxn"),
-                org_id=ctx.org_id,
-                customer_id=inv.customer_id,
-                type="credit_note",
-                amount=total,
-                currency=inv.currency,
-                invoice_id=inv.id,
-                credit_note_id=cn_id,
-                description=f"Credit note {note.number}",
-                created_at=now,
-            )
+        add_balance_transaction(
+            ctx,
+            inv,
+            type="credit_note",
+            amount=total,
+            description=f"Credit note {note.number}",
+            at=now,
+            credit_note_id=cn_id,
         )
     inv.updated_at = now
     ctx.session.flush()

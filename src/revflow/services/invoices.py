@@ -31,8 +31,10 @@ from revflow.storage.models import (
 
 __all__ = [
     "LineInput",
+    "add_balance_transaction",
     "add_lines",
     "apply_finalization",
+    "apply_payment",
     "check_finalizable",
     "create_invoice",
     "delete_draft",
@@ -279,6 +281,51 @@ def local_date(at: datetime, timezone: str) -> date:
     return at.astimezone(ZoneInfo(timezone)).date()
 
 
+def add_balance_transaction(
+    ctx: Ctx,
+    inv: Invoice,
+    *,
+    type: str,
+    amount: int,
+    description: str,
+    at: datetime,
+    credit_note_id: str | None = None,
+) -> CustomerBalanceTransaction:
+    """Book ``amount`` (positive: credit for the customer, negative: credit used) on the credit balance of
+    ``inv``'s customer, in ``inv``'s currency. The one place balance transactions are written; returns it."""
+    txn = CustomerBalanceTransaction(
+        id=new_id("cbtxn"),
+        org_id=ctx.org_id,
+        customer_id=inv.customer_id,
+        type=type,
+        amount=amount,
+        currency=inv.currency,
+        invoice_id=inv.id,
+        credit_note_id=credit_note_id,
+        description=description,
+        created_at=at,
+    )
+    ctx.session.add(txn)
+    return txn
+
+
+def apply_payment(ctx: Ctx, inv: Invoice, *, amount: int, at: datetime, description: str) -> int:
+    """Apply a payment of ``amount`` to ``inv``: what remains of an open or uncollectible invoice is paid,
+    the excess (overpaid, or paid after the invoice was settled another way) becomes customer credit,
+    booked with ``description``. Returns the amount applied; marking the invoice paid is the caller's."""
+    open_ = inv.status in (InvoiceStatus.OPEN, InvoiceStatus.UNCOLLECTIBLE)
+    applied = min(amount, inv.amount_remaining) if open_ else 0
+    if applied:
+        inv.amount_paid += applied
+        inv.amount_remaining -= applied
+        inv.updated_at = at
+    if amount > applied:
+        add_balance_transaction(
+            ctx, inv, type="overpayment", amount=amount - applied, description=description, at=at
+        )
+    return applied
+
+
 def _customer_snapshot(c: Customer) -> dict[str, Any]:
     return {
         "name": c.name,
@@ -358,33 +405,23 @@ def apply_finalization(
     if inv.total < 0:  # a billing correction that owes the customer: the surplus becomes credit
         inv.amount_due = inv.amount_remaining = 0
         change += -inv.total
-        ctx.session.add(
-            CustomerBalanceTransaction(
-                id=new_id("cbtxn"),
-                org_id=ctx.org_id,
-                customer_id=customer.id,
-                type="invoice_credit",
-                amount=-inv.total,
-                currency=inv.currency,
-                invoice_id=inv.id,
-                description=f"Credit from invoice {inv.number}",
-                created_at=now,
-            )
+        add_balance_transaction(
+            ctx,
+            inv,
+            type="invoice_credit",
+            amount=-inv.total,
+            description=f"Credit from invoice {inv.number}",
+            at=now,
         )
     if totals.applied_balance:
         change -= totals.applied_balance
-        ctx.session.add(
-            CustomerBalanceTransaction(
-                id=new_id("cbtxn"),
-                org_id=ctx.org_id,
-                customer_id=customer.id,
-                type="applied_to_invoice",
-                amount=-totals.applied_balance,
-                currency=inv.currency,
-                invoice_id=inv.id,
-                description=f"Applied to invoice {inv.number}",
-                created_at=now,
-            )
+        add_balance_transaction(
+            ctx,
+            inv,
+            type="applied_to_invoice",
+            amount=-totals.applied_balance,
+            description=f"Applied to invoice {inv.number}",
+            at=now,
         )
     _record(ctx, inv, "invoice.finalize", before, "invoice.finalized", flush=flush, lines=lines)
     if inv.amount_remaining == 0:
@@ -419,18 +456,13 @@ def void_invoice(ctx: Ctx, invoice_id: str) -> Invoice:
     before = _snapshot(inv)
     now = ctx.now()
     if inv.applied_balance:
-        ctx.session.add(
-            CustomerBalanceTransaction(
-                id=new_id("cbtxn"),
-                org_id=ctx.org_id,
-                customer_id=inv.customer_id,
-                type="invoice_voided",
-                amount=inv.applied_balance,
-                currency=inv.currency,
-                invoice_id=inv.id,
-                description=f"Returned from voided invoice {inv.number}",
-                created_at=now,
-            )
+        add_balance_transaction(
+            ctx,
+            inv,
+            type="invoice_voided",
+            amount=inv.applied_balance,
+            description=f"Returned from voided invoice {inv.number}",
+            at=now,
         )
     inv.status = InvoiceStatus.VOID.value
     inv.voided_at = inv.updated_at = now
@@ -497,25 +529,7 @@ def pay_out_of_band(
         created_at=now,
     )
     ctx.session.add(payment)
-    applied = min(value, inv.amount_remaining)
-    excess = value - applied
-    inv.amount_paid += applied
-    inv.amount_remaining -= applied
-    inv.updated_at = now
-    if excess:
-        ctx.session.add(
-            CustomerBalanceTransaction(
-                id=new_id("cbtxn"),
-                org_id=ctx.org_id,
-                customer_id=inv.customer_id,
-                type="overpayment",
-                amount=excess,
-                currency=inv.currency,
-                invoice_id=inv.id,
-                description=f"Overpayment of invoice {inv.number}",
-                created_at=now,
-            )
-        )
+    apply_payment(ctx, inv, amount=value, at=now, description=f"Overpayment of invoice {inv.number}")
     ctx.session.flush()
     record(
         ctx,

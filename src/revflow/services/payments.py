@@ -28,12 +28,11 @@ from sqlalchemy.orm import Session
 
 from revflow import failpoints
 from revflow.domain.errors import Conflict, InvalidInput
-from revflow.domain.ids import new_id
 from revflow.services import dunning
 from revflow.services.alerts import raise_alert
 from revflow.services.collection_queue import enqueue_charge
 from revflow.services.context import SYSTEM, Ctx
-from revflow.services.invoices import mark_paid
+from revflow.services.invoices import apply_payment, mark_paid
 from revflow.services.pagination import Page, paginate
 from revflow.services.ports import (
     ChargeRequest,
@@ -46,7 +45,6 @@ from revflow.services.recorder import record
 from revflow.services.views import PaymentView
 from revflow.storage.models import (
     Customer,
-    CustomerBalanceTransaction,
     CustomerExternalId,
     Invoice,
     Payment,
@@ -433,26 +431,8 @@ def apply_outcome(
 
 
 def _apply_to_invoice(ctx: Ctx, inv: Invoice, p: Payment, at: datetime) -> None:
-    applied = min(p.amount, inv.amount_remaining) if inv.status in ("open", "uncollectible") else 0
-    excess = p.amount - applied
-    if applied:
-        inv.amount_paid += applied
-        inv.amount_remaining -= applied
-        inv.updated_at = at
-    if excess:  # overpaid, or paid after the invoice was settled another way: the customer keeps it
-        ctx.session.add(
-            CustomerBalanceTransaction(
-                id=new_id("cbtxn"),
-                org_id=ctx.org_id,
-                customer_id=inv.customer_id,
-                type="overpayment",
-                amount=excess,
-                currency=inv.currency,
-                invoice_id=inv.id,
-                description=f"Overpayment of invoice {inv.number} by payment {p.id}",
-                created_at=at,
-            )
-        )
+    description = f"Overpayment of invoice {inv.number} by payment {p.id}"
+    applied = apply_payment(ctx, inv, amount=p.amount, at=at, description=description)
     if applied and inv.amount_remaining == 0:
         mark_paid(ctx, inv, at)
 

@@ -11,10 +11,11 @@ from revflow.domain.ids import new_id
 from revflow.services.alerts import raise_alert
 from revflow.services.context import Ctx
 from revflow.services.credit_notes import create_credit_note
+from revflow.services.invoices import add_balance_transaction
 from revflow.services.payment_methods import gateway_errors
 from revflow.services.ports import PaymentGateway, RefundResult
 from revflow.services.recorder import record
-from revflow.storage.models import Alert, CustomerBalanceTransaction, Invoice, Payment
+from revflow.storage.models import Alert, Invoice, Payment
 from revflow.storage.payment_models import Dispute, Refund
 
 __all__ = [
@@ -125,19 +126,14 @@ def record_refund(
         )
         refund.credit_note_id = note.id
         # The credit note's credit was paid out as money: it does not stay on the customer's balance.
-        ctx.session.add(
-            CustomerBalanceTransaction(
-                id=new_id("cbtxn"),
-                org_id=ctx.org_id,
-                customer_id=inv.customer_id,
-                type="refund",
-                amount=-amount,
-                currency=inv.currency,
-                invoice_id=inv.id,
-                credit_note_id=note.id,
-                description=f"Refunded to the customer ({refund.id})",
-                created_at=now,
-            )
+        add_balance_transaction(
+            ctx,
+            inv,
+            type="refund",
+            amount=-amount,
+            description=f"Refunded to the customer ({refund.id})",
+            at=now,
+            credit_note_id=note.id,
         )
     else:  # a partly paid invoice: the refunded part is owed again
         inv.amount_paid -= amount
@@ -294,19 +290,14 @@ def update_refund(ctx: Ctx, p: Payment, result: RefundResult, *, at: datetime) -
         p.updated_at = at
         inv = ctx.get(Invoice, p.invoice_id, for_update=True, label="invoice")
         if refund.credit_note_id is not None:
-            ctx.session.add(
-                CustomerBalanceTransaction(
-                    id=new_id("cbtxn"),
-                    org_id=ctx.org_id,
-                    customer_id=inv.customer_id,
-                    type="refund_failed",
-                    amount=refund.amount,
-                    currency=inv.currency,
-                    invoice_id=inv.id,
-                    credit_note_id=refund.credit_note_id,
-                    description=f"Refund {refund.id} failed: the credit stays with the customer",
-                    created_at=at,
-                )
+            add_balance_transaction(
+                ctx,
+                inv,
+                type="refund_failed",
+                amount=refund.amount,
+                description=f"Refund {refund.id} failed: the credit stays with the customer",
+                at=at,
+                credit_note_id=refund.credit_note_id,
             )
         else:
             back = min(refund.amount, inv.amount_remaining)
