@@ -1,16 +1,18 @@
-"""Pieces every router shares: the transactional router, list parameters and envelopes."""
+"""Pieces every router shares: the transactional router, list parameters, envelopes, PDF downloads."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 
 from revflow.api.tx import TxRoute, get_ctx
 from revflow.services.context import Ctx
 
-__all__ = ["CtxDep", "ListParams", "ListParamsDep", "envelope", "router"]
+__all__ = ["CtxDep", "ListParams", "ListParamsDep", "envelope", "pdf_response", "pdf_route", "router"]
 
 CtxDep = Annotated[Ctx, Depends(get_ctx)]
 
@@ -44,3 +46,22 @@ ListParamsDep = Annotated[ListParams, Depends(_list_params)]
 
 def envelope(url: str, data: list[Any], has_more: bool) -> dict[str, Any]:
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
+
+
+_Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])
+
+
+def pdf_route(api: APIRouter, path: str, *, document: str) -> Callable[[_Endpoint], _Endpoint]:
+    """The GET route of a document's PDF download (``document``: "invoice", "quote", ...)."""
+    return api.get(
+        path,
+        response_class=Response,
+        summary=f"Download the {document} as PDF",
+        responses={200: {"content": {"application/pdf": {}}}},
+    )
+
+
+def pdf_response(data: bytes, *, filename: str) -> Response:
+    """A rendered PDF, shown inline by browsers, saved as ``filename``.pdf."""
+    disposition = f'inline; filename="{filename}.pdf"'
+    return Response(data, media_type="application/pdf", headers={"Content-Disposition": disposition})

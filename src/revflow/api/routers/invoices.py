@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import Query, Request
 from fastapi.responses import Response
 
-from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, router
+from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, pdf_response, pdf_route, router
 from revflow.api.schemas import InvoiceCreate, InvoiceLinesAdd, InvoiceUpdate, ListOf, PaymentCreate
 from revflow.services import invoices as svc
 from revflow.services.documents import invoice_document
@@ -133,16 +133,8 @@ def record_payment(invoice_id: str, body: PaymentCreate, ctx: CtxDep) -> Payment
     return PaymentView.of(payment)
 
 
-@api.get(
-    "/invoices/{invoice_id}/pdf",
-    response_class=Response,
-    summary="Download the invoice as PDF",
-    responses={200: {"content": {"application/pdf": {}}}},
-)
+@pdf_route(api, "/invoices/{invoice_id}/pdf", document="invoice")
 def invoice_pdf(invoice_id: str, ctx: CtxDep, request: Request) -> Response:
     inv = ctx.get(Invoice, invoice_id, label="invoice")
     data = request.app.state.container.pdf.render_invoice(invoice_document(ctx, inv))
-    name = inv.number or inv.id
-    return Response(
-        data, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}.pdf"'}
-    )
+    return pdf_response(data, filename=inv.number or inv.id)

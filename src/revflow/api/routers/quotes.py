@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import Query, Request
 from fastapi.responses import Response
 
-from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, router
+from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, pdf_response, pdf_route, router
 from revflow.api.schemas import ListOf
 from revflow.api.schemas_quotes import QuoteAccept, QuoteCreate, QuoteUpdate
 from revflow.services import quotes as svc
@@ -83,19 +83,11 @@ def cancel_quote(quote_id: str, ctx: CtxDep) -> QuoteView:
     return QuoteView.of(svc.cancel_quote(ctx, quote_id))
 
 
-@api.get(
-    "/quotes/{quote_id}/pdf",
-    response_class=Response,
-    summary="Download the quote as PDF",
-    responses={200: {"content": {"application/pdf": {}}}},
-)
+@pdf_route(api, "/quotes/{quote_id}/pdf", document="quote")
 def quote_pdf(quote_id: str, ctx: CtxDep, request: Request) -> Response:
     quote = ctx.get(Quote, quote_id, label="quote")
     data = request.app.state.container.pdf.render_quote(quote_document(ctx, quote))
-    name = quote.number or quote.id
-    return Response(
-        data, media_type="application/pdf", headers={"Content-Disposition": f'inline; filename="{name}.pdf"'}
-    )
+    return pdf_response(data, filename=quote.number or quote.id)
 
 
 @api.post(
