@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from revflow.adapters.payments.sandbox import ACH_SETTLEMENT
 from revflow.bootstrap import Container
 from revflow.jobs.worker import collect_payments, deliver_emails, dunning_deadlines, sandbox_events
 from revflow.services import demo
@@ -27,5 +28,9 @@ def load_demo(container: Container) -> tuple[Organization, str, bool]:
             job(container)
 
     return demo.load_demo(
-        container.sessions, clock=container.clock, gateway=container.gateway, run_jobs=run_jobs
+        container.sessions,
+        clock=container.clock,
+        gateway=container.gateway,
+        run_jobs=run_jobs,
+        ach_settlement=ACH_SETTLEMENT,
     )

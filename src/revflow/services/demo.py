@@ -50,10 +50,13 @@ def load_demo(
     clock: Clock,
     gateway: PaymentGateway,
     run_jobs: Callable[[], object],
+    ach_settlement: timedelta,
 ) -> tuple[Organization, str, bool]:
     """Create the demo organization if it does not exist, and a fresh API key for it.
 
     The demo commits step by step and calls ``run_jobs`` (the worker's payment jobs) after each step.
+    ``ach_settlement`` is how long the gateway keeps an ACH debit ``processing`` (the sandbox's
+    ``ACH_SETTLEMENT``): the simulated year stops just past it so each debit settles on its day.
     A demo left half-built by an interrupted run is renamed "... (incomplete)" and built again. Returns
     (organization, secret key, created).
     """
@@ -83,7 +86,7 @@ def load_demo(
         if created:
             _one_off_invoices(ctx)
             session.commit()
-            _Year(ctx, gateway, run_jobs).simulate()
+            _Year(ctx, gateway, run_jobs, ach_settlement).simulate()
             org.metadata_ = {"demo": _READY}
             session.commit()
     return org, secret, created
@@ -188,8 +191,8 @@ class _At:
         return self._at
 
 
-#: Past the sandbox's ACH settlement time (4 days): the demo stops there so debits settle on time.
-_ACH_SETTLED = timedelta(days=4, hours=1)
+#: How long past the gateway's ACH settlement time the demo stops, so a debit in flight has settled.
+_SETTLED_MARGIN = timedelta(hours=1)
 #: Usage is reported by the customer's API gateway once a day.
 _USAGE_EVERY = timedelta(days=1)
 
@@ -199,8 +202,11 @@ class _Year:
     in several currencies and time zones, an upgrade, a downgrade, a cancellation, a trial; card, ACH and
     bank-transfer payments; one card that starts declining, its dunning and its recovery."""
 
-    def __init__(self, ctx: Ctx, gateway: PaymentGateway, run_jobs: Callable[[], object]):
+    def __init__(
+        self, ctx: Ctx, gateway: PaymentGateway, run_jobs: Callable[[], object], ach_settlement: timedelta
+    ):
         self.ctx, self.gateway, self.run_jobs = ctx, gateway, run_jobs
+        self.ach_settled = ach_settlement + _SETTLED_MARGIN
         self.start = (ctx.now() - timedelta(days=365)).replace(hour=0, minute=0, second=0, microsecond=0)
         self.end = self.month(12) + timedelta(hours=2)
         self.clock_id = ""
@@ -238,7 +244,7 @@ class _Year:
                 .order_by(Subscription.next_billing_at)
                 .limit(1)
             )
-            debit = self.ctx.session.scalar(  # an ACH debit in flight settles 4 days after it was sent
+            debit = self.ctx.session.scalar(  # an ACH debit in flight: it settles ach_settlement later
                 select(func.min(Payment.scheduled_at)).where(
                     Payment.test_clock_id == self.clock_id, Payment.status == "processing"
                 )
@@ -246,8 +252,8 @@ class _Year:
             stops = [to]
             if due is not None:
                 stops.append(due + timedelta(hours=2))
-            if debit is not None and debit + _ACH_SETTLED > self.now:
-                stops.append(debit + _ACH_SETTLED)
+            if debit is not None and debit + self.ach_settled > self.now:
+                stops.append(debit + self.ach_settled)
             stop = min(stops)
             self.report_usage(stop)
             test_clocks.advance_clock(self.ctx, self.clock_id, to=stop)
