@@ -26,6 +26,7 @@ from revflow.services import (
     emails,
     gateway_events,
     idempotency,
+    job_runs,
     outbox,
     payments,
     reconciliation,
@@ -115,21 +116,30 @@ def deliver_emails(container: Container) -> int:
     )
 
 
-_last_reconciliation: dict[int, float] = {}
+#: How long a reconciliation run holds its claim (ADR 0038): a worker that dies mid-run, or a run that
+#: failed, frees it then, and the next worker cycle runs it again.
+RECONCILIATION_HOLD = timedelta(hours=1)
 
 
 def reconcile_payments(container: Container, *, force: bool = False) -> int:
     """Compare the last 30 days of payments with the gateway, at most every
-    ``reconciliation_interval_hours``; returns the number of discrepancies found."""
+    ``reconciliation_interval_hours`` (``force``: now, unless another worker is running it); returns the
+    number of discrepancies found. The last successful run is kept per gateway in the database
+    (``job_runs``), so a restart does not run it early and two workers do not run it at once."""
     now = container.clock.now()
-    last = _last_reconciliation.get(id(container))
-    interval = container.settings.reconciliation_interval_hours * 3600
-    if not force and last is not None and now.timestamp() - last < interval:
+    sessions, gateway = container.sessions, container.gateway
+    job, scope = "reconcile_payments", gateway.name
+    every = timedelta(hours=container.settings.reconciliation_interval_hours)
+    if not job_runs.claim(
+        sessions, job=job, scope=scope, now=now, every=every, hold=RECONCILIATION_HOLD, force=force
+    ):
         return 0
-    _last_reconciliation[id(container)] = now.timestamp()
-    report = reconciliation.reconcile(
-        container.sessions, container.gateway, since=now - timedelta(days=30), now=now
-    )
+    try:
+        report = reconciliation.reconcile(sessions, gateway, since=now - timedelta(days=30), now=now)
+    except Exception as exc:
+        job_runs.failed(sessions, job=job, scope=scope, at=container.clock.now(), error=repr(exc))
+        raise
+    job_runs.succeeded(sessions, job=job, scope=scope, started_at=now, at=container.clock.now())
     return len(report.discrepancies)
 
 

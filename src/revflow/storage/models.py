@@ -721,6 +721,6 @@ class EventDelivery(Base):
 from revflow.storage import hub_models, payment_models, usage_models  # noqa: E402
 
 # isort: split
-from revflow.storage import connector_models  # noqa: E402
+from revflow.storage import connector_models, job_models  # noqa: E402
 
-_ = (hub_models, payment_models, usage_models, connector_models)
+_ = (hub_models, payment_models, usage_models, connector_models, job_models)
