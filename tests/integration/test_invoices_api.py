@@ -408,6 +408,24 @@ class TestBadInput:
 
         assert r.status_code == 413 and r.json()["code"] == "request_too_large"
 
+    def test_a_draft_update_cannot_grow_metadata_past_50_keys(self, tenant: Tenant) -> None:
+        usd = _customer(tenant, currency="USD")
+        inv = _invoice(
+            tenant, usd["id"], {"description": "A", "amount": 100}, metadata={f"k{i}": "v" for i in range(30)}
+        )
+
+        too_many_merged = tenant.patch(
+            f"/v1/invoices/{inv['id']}", {"metadata": {f"n{i}": "v" for i in range(21)}}
+        )
+        just_enough = tenant.patch(
+            f"/v1/invoices/{inv['id']}", {"metadata": {f"n{i}": "v" for i in range(20)}}
+        )
+
+        assert (too_many_merged.status_code, too_many_merged.json()["code"]) == (422, "metadata_too_large")
+        assert too_many_merged.json()["errors"][0]["field"] == "metadata"
+        assert just_enough.status_code == 200
+        assert len(just_enough.json()["metadata"]) == 50
+
 
 class TestTimestampsAndNulls:
     def test_timestamps_without_an_offset_are_refused(self, tenant: Tenant) -> None:

@@ -19,6 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from revflow.domain.metadata import MAX_METADATA_KEYS
 from revflow.domain.money import MAX_AMOUNT, Currency
 
 __all__ = [
@@ -55,8 +56,8 @@ def _str_only(value: Any) -> Any:
 
 
 def _metadata(value: dict[str, Any]) -> dict[str, Any]:
-    if len(value) > 50:
-        raise PydanticCustomError("metadata_too_large", "metadata holds at most 50 keys")
+    if len(value) > MAX_METADATA_KEYS:
+        raise PydanticCustomError("metadata_too_large", f"metadata holds at most {MAX_METADATA_KEYS} keys")
     for k, v in value.items():
         if not 1 <= len(k) <= 40:
             raise PydanticCustomError("metadata_too_large", "metadata keys must be 1 to 40 characters")

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from revflow.domain.cycles import Interval
 from revflow.domain.errors import Conflict, InvalidInput, NotFound
 from revflow.domain.ids import new_id
+from revflow.domain.metadata import merge_metadata
 from revflow.domain.money import Currency
 from revflow.domain.pricing import InvalidPricing, PackageRounding, PriceTerms, PricingModel, Tier
 from revflow.services.context import Ctx
@@ -77,7 +78,6 @@ MAX_INTERVAL_COUNT: Final[Mapping[Interval, int]] = {
     Interval.YEAR: 3,
 }
 
-_MAX_METADATA_KEYS: Final = 50
 _PRECISION: Final = 100
 
 
@@ -257,14 +257,6 @@ def _check_timing(
     return timing or BillingTiming.IN_ADVANCE
 
 
-def _merge_metadata(current: Mapping[str, str], patch: Mapping[str, str | None] | None) -> dict[str, str]:
-    merged = {**current, **(patch or {})}
-    out = {k: v for k, v in merged.items() if v is not None and v != ""}
-    if len(out) > _MAX_METADATA_KEYS:
-        raise _field_error("metadata", "metadata_too_large", "metadata holds at most 50 keys")
-    return out
-
-
 # --- products ---------------------------------------------------------------------------------------
 
 
@@ -321,7 +313,7 @@ def update_product(ctx: Ctx, product_id: str, *, changes: Mapping[str, Any]) -> 
     if "active" in changes:
         p.active = bool(changes["active"])
     if "metadata" in changes:
-        p.metadata_ = _merge_metadata(p.metadata_, changes["metadata"])
+        p.metadata_ = merge_metadata(p.metadata_, changes["metadata"])
     p.updated_at = ctx.now()
     ctx.session.flush()
     record(
@@ -470,7 +462,7 @@ def update_price(ctx: Ctx, price_id: str, *, changes: Mapping[str, Any]) -> Pric
     if "nickname" in changes:
         p.nickname = changes["nickname"]
     if "metadata" in changes:
-        p.metadata_ = _merge_metadata(p.metadata_, changes["metadata"])
+        p.metadata_ = merge_metadata(p.metadata_, changes["metadata"])
     ctx.session.flush()
     record(
         ctx,
@@ -698,7 +690,7 @@ def update_plan(ctx: Ctx, plan_id: str, *, changes: Mapping[str, Any]) -> Plan:
     if "active" in changes:
         p.active = bool(changes["active"])
     if "metadata" in changes:
-        p.metadata_ = _merge_metadata(p.metadata_, changes["metadata"])
+        p.metadata_ = merge_metadata(p.metadata_, changes["metadata"])
     p.updated_at = ctx.now()
     ctx.session.flush()
     record(

@@ -19,6 +19,7 @@ from revflow.domain.clock import utc
 from revflow.domain.discounts import DiscountTerms, Duration, window_end
 from revflow.domain.errors import Conflict, InvalidInput, NotFound
 from revflow.domain.ids import new_id
+from revflow.domain.metadata import merge_metadata
 from revflow.domain.money import MAX_AMOUNT, Currency
 from revflow.services.context import Ctx
 from revflow.services.pagination import Page, paginate
@@ -329,10 +330,7 @@ def update_coupon(ctx: Ctx, coupon_id: str, *, changes: dict[str, Any]) -> Coupo
     if changes.get("name") is not None:
         c.name = changes["name"]
     if "metadata" in changes:
-        merged = {**c.metadata_, **(changes["metadata"] or {})}
-        c.metadata_ = {k: v for k, v in merged.items() if v not in (None, "")}
-        if len(c.metadata_) > 50:
-            _raise_all([_error("metadata", "metadata_too_large", "metadata holds at most 50 keys")])
+        c.metadata_ = merge_metadata(c.metadata_, changes["metadata"])
     ctx.session.flush()
     record(
         ctx,

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from revflow.domain.errors import Conflict, InvalidInput
 from revflow.domain.ids import new_id
+from revflow.domain.metadata import merge_metadata
 from revflow.domain.money import Currency
 from revflow.services import entity_mappings
 from revflow.services.context import Ctx
@@ -248,10 +249,7 @@ def update_customer(ctx: Ctx, customer_id: str, *, changes: dict[str, Any]) -> C
     if "tax_ids" in changes:
         c.tax_ids = _check_tax_ids(changes["tax_ids"] or [], c.address.get("country"))
     if "metadata" in changes:
-        merged = {**c.metadata_, **(changes["metadata"] or {})}
-        c.metadata_ = {k: v for k, v in merged.items() if v not in (None, "")}
-        if len(c.metadata_) > 50:
-            raise _field_error("metadata", "metadata_too_large", "metadata holds at most 50 keys")
+        c.metadata_ = merge_metadata(c.metadata_, changes["metadata"])
     if "external_ids" in changes:
         _set_external_ids(ctx, c, changes["external_ids"] or {})
     c.updated_at = ctx.now()

@@ -12,6 +12,7 @@ from sqlalchemy import or_, select
 from revflow.domain.errors import Conflict, InvalidInput
 from revflow.domain.ids import new_id
 from revflow.domain.invoices import InvoiceStatus, compute_totals, ensure_transition, line_amount
+from revflow.domain.metadata import merge_metadata
 from revflow.domain.money import Currency, CurrencyMismatch
 from revflow.services.collection_queue import clock_now, enqueue_charge, wants_charge
 from revflow.services.context import Ctx
@@ -221,8 +222,7 @@ def update_invoice(ctx: Ctx, invoice_id: str, *, changes: dict[str, Any]) -> Inv
         if key in changes:
             setattr(inv, key, changes[key])
     if "metadata" in changes:
-        merged = {**inv.metadata_, **(changes["metadata"] or {})}
-        inv.metadata_ = {k: v for k, v in merged.items() if v not in (None, "")}
+        inv.metadata_ = merge_metadata(inv.metadata_, changes["metadata"])
     inv.updated_at = ctx.now()
     _record(ctx, inv, "invoice.update", before, "invoice.updated")
     return inv

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from revflow.domain.errors import Conflict, InvalidInput, NotFound
 from revflow.domain.ids import new_id
+from revflow.domain.metadata import merge_metadata
 from revflow.domain.money import CurrencyMismatch
 from revflow.domain.quotes import QuoteStatus, ensure_acceptable, ensure_transition
 from revflow.services.catalog import get_plan_version
@@ -253,14 +254,6 @@ def _snapshot(q: Quote) -> dict[str, Any]:
     return {k: v for k, v in QuoteView.of(q).payload().items() if k not in ("created_at", "updated_at")}
 
 
-def _merge_metadata(current: Mapping[str, str], patch: Mapping[str, str | None] | None) -> dict[str, str]:
-    merged = {**current, **(patch or {})}
-    out = {k: v for k, v in merged.items() if v not in (None, "")}
-    if len(out) > 50:
-        raise _error("metadata", "metadata_too_large", "metadata holds at most 50 keys")
-    return out
-
-
 def _record(ctx: Ctx, q: Quote, verb: str, before: dict[str, Any], event: str, at: datetime) -> None:
     q.updated_at = at
     ctx.session.flush()
@@ -368,7 +361,7 @@ def update_quote(ctx: Ctx, quote_id: str, *, changes: Mapping[str, Any]) -> Quot
         values["auto_renew"] = True
     _apply(ctx, q, customer, values, now)
     if "metadata" in changes:
-        q.metadata_ = _merge_metadata(q.metadata_, changes["metadata"])
+        q.metadata_ = merge_metadata(q.metadata_, changes["metadata"])
     _record(ctx, q, "update", before, "quote.updated", now)
     return q
 
