@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from revflow.domain.alerts import AlertStatus, ensure_transition
 from revflow.services.context import Ctx
-from revflow.services.pagination import Page, paginate
+from revflow.services.pagination import Page, filtered, paginate
 from revflow.services.recorder import record
 from revflow.services.views_quotes import AlertView
 from revflow.storage.models import Alert
@@ -26,13 +26,12 @@ def list_alerts(
     object_id: str | None = None,
 ) -> Page[Alert]:
     """One page of the organization's alerts, newest first, optionally of one type, status or object."""
-    stmt = select(Alert).where(Alert.org_id == ctx.org_id)
-    if type is not None:
-        stmt = stmt.where(Alert.type == type)
-    if status is not None:
-        stmt = stmt.where(Alert.status == status)
-    if object_id is not None:
-        stmt = stmt.where(Alert.object_id == object_id)
+    stmt = filtered(
+        select(Alert).where(Alert.org_id == ctx.org_id),
+        (Alert.type, type),
+        (Alert.status, status),
+        (Alert.object_id, object_id),
+    )
     return paginate(ctx, stmt, Alert, limit=limit, starting_after=starting_after, ending_before=ending_before)
 
 

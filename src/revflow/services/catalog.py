@@ -23,7 +23,7 @@ from revflow.domain.metadata import merge_metadata
 from revflow.domain.money import Currency
 from revflow.domain.pricing import InvalidPricing, PackageRounding, PriceTerms, PricingModel, Tier
 from revflow.services.context import Ctx
-from revflow.services.pagination import Page, paginate
+from revflow.services.pagination import Page, filtered, paginate
 from revflow.services.recorder import diff, record
 from revflow.services.views_catalog import PlanVersionView, PlanView, PriceView, ProductView
 from revflow.storage.models import Plan, PlanVersion, PlanVersionItem, Price, Product
@@ -488,15 +488,15 @@ def list_prices(
     type: str | None = None,
 ) -> Page[Price]:
     """One page of catalog prices (custom quote prices excluded), newest first, optionally filtered."""
-    stmt = select(Price).where(Price.org_id == ctx.org_id, Price.custom.is_(False))
-    if product_id is not None:
-        stmt = stmt.where(Price.product_id == product_id)
+    stmt = filtered(
+        select(Price).where(Price.org_id == ctx.org_id, Price.custom.is_(False)),
+        (Price.product_id, product_id),
+        (Price.type, type),
+    )
     if currency is not None:
         stmt = stmt.where(Price.currency == currency.upper())
     if active is not None:
         stmt = stmt.where(Price.active.is_(active))
-    if type is not None:
-        stmt = stmt.where(Price.type == type)
     return paginate(ctx, stmt, Price, limit=limit, starting_after=starting_after, ending_before=ending_before)
 
 
@@ -743,11 +743,9 @@ def list_plans(
     code: str | None = None,
 ) -> Page[Plan]:
     """One page of plans, newest first, optionally filtered."""
-    stmt = select(Plan).where(Plan.org_id == ctx.org_id)
+    stmt = filtered(select(Plan).where(Plan.org_id == ctx.org_id), (Plan.code, code))
     if active is not None:
         stmt = stmt.where(Plan.active.is_(active))
-    if code is not None:
-        stmt = stmt.where(Plan.code == code)
     return paginate(ctx, stmt, Plan, limit=limit, starting_after=starting_after, ending_before=ending_before)
 
 

@@ -22,7 +22,7 @@ from revflow.domain.ids import new_id
 from revflow.domain.metadata import merge_metadata
 from revflow.domain.money import MAX_AMOUNT, Currency
 from revflow.services.context import Ctx
-from revflow.services.pagination import Page, paginate
+from revflow.services.pagination import Page, filtered, paginate
 from revflow.services.recorder import diff, record
 from revflow.services.views_discounts import CouponView, DiscountView, PromotionCodeView
 from revflow.storage.models import (
@@ -494,13 +494,13 @@ def list_promotion_codes(
     active: bool | None = None,
 ) -> Page[PromotionCode]:
     """One page of promotion codes, newest first; ``code`` matches case-insensitively."""
-    stmt = select(PromotionCode).where(PromotionCode.org_id == ctx.org_id)
-    if coupon_id is not None:
-        stmt = stmt.where(PromotionCode.coupon_id == coupon_id)
+    stmt = filtered(
+        select(PromotionCode).where(PromotionCode.org_id == ctx.org_id),
+        (PromotionCode.coupon_id, coupon_id),
+        (PromotionCode.active, active),
+    )
     if code is not None:
         stmt = stmt.where(PromotionCode.code == code.upper())
-    if active is not None:
-        stmt = stmt.where(PromotionCode.active == active)
     return paginate(
         ctx, stmt, PromotionCode, limit=limit, starting_after=starting_after, ending_before=ending_before
     )

@@ -12,7 +12,7 @@ from revflow.domain.invoices import CreditNoteTooLarge, InvoiceStatus, credit_no
 from revflow.services.context import Ctx
 from revflow.services.invoices import add_balance_transaction, mark_paid
 from revflow.services.numbering import next_number
-from revflow.services.pagination import Page, paginate
+from revflow.services.pagination import Page, filtered, paginate
 from revflow.services.recorder import diff, record
 from revflow.services.views import CreditNoteView, InvoiceView
 from revflow.storage.models import (
@@ -207,11 +207,11 @@ def list_credit_notes(
     customer_id: str | None = None,
 ) -> Page[CreditNote]:
     """One page of credit notes, newest first."""
-    stmt = select(CreditNote).where(CreditNote.org_id == ctx.org_id)
-    if invoice_id is not None:
-        stmt = stmt.where(CreditNote.invoice_id == invoice_id)
-    if customer_id is not None:
-        stmt = stmt.where(CreditNote.customer_id == customer_id)
+    stmt = filtered(
+        select(CreditNote).where(CreditNote.org_id == ctx.org_id),
+        (CreditNote.invoice_id, invoice_id),
+        (CreditNote.customer_id, customer_id),
+    )
     return paginate(
         ctx, stmt, CreditNote, limit=limit, starting_after=starting_after, ending_before=ending_before
     )

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from revflow.domain.errors import InvalidInput
 from revflow.domain.ids import new_id
 from revflow.services.context import Ctx
-from revflow.services.pagination import Page, paginate
+from revflow.services.pagination import Page, filtered, paginate
 from revflow.services.ports import EmailMessage, EmailSender
 from revflow.storage.payment_models import Email
 
@@ -203,7 +203,5 @@ def list_emails(
     object_id: str | None = None,
 ) -> Page[Email]:
     """One page of emails, newest first, optionally about one object (e.g. an invoice)."""
-    stmt = select(Email).where(Email.org_id == ctx.org_id)
-    if object_id is not None:
-        stmt = stmt.where(Email.object_id == object_id)
+    stmt = filtered(select(Email).where(Email.org_id == ctx.org_id), (Email.object_id, object_id))
     return paginate(ctx, stmt, Email, limit=limit, starting_after=starting_after, ending_before=ending_before)

@@ -17,6 +17,7 @@ from sqlalchemy import delete, select
 from revflow.domain.errors import InvalidInput
 from revflow.domain.ids import new_id
 from revflow.services.context import Ctx
+from revflow.services.pagination import filtered
 from revflow.services.ports import SecretBox
 from revflow.services.recorder import diff, record
 from revflow.storage.connector_models import Integration, SyncJob
@@ -224,9 +225,9 @@ def enabled_integrations(
     session: Any, *, org_id: str | None = None, system: str | None = None
 ) -> list[Integration]:
     """Enabled integrations, optionally of one organization or system, oldest first."""
-    stmt = select(Integration).where(Integration.enabled.is_(True)).order_by(Integration.created_at)
-    if org_id is not None:
-        stmt = stmt.where(Integration.org_id == org_id)
-    if system is not None:
-        stmt = stmt.where(Integration.system == system)
+    stmt = filtered(
+        select(Integration).where(Integration.enabled.is_(True)).order_by(Integration.created_at),
+        (Integration.org_id, org_id),
+        (Integration.system, system),
+    )
     return list(session.scalars(stmt))

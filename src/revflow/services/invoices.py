@@ -18,7 +18,7 @@ from revflow.services.collection_queue import clock_now, enqueue_charge, wants_c
 from revflow.services.context import Ctx
 from revflow.services.customers import balance_of
 from revflow.services.numbering import next_number
-from revflow.services.pagination import Page, paginate
+from revflow.services.pagination import Page, filtered, paginate
 from revflow.services.recorder import diff, record
 from revflow.services.views import InvoiceLineView, InvoiceView, PaymentView
 from revflow.storage.models import (
@@ -563,10 +563,7 @@ def list_invoices(
         stmt = stmt.where(Invoice.dispute_status.is_not(None), Invoice.dispute_status != "won")
     elif disputed is False:
         stmt = stmt.where(or_(Invoice.dispute_status.is_(None), Invoice.dispute_status == "won"))
-    if customer_id is not None:
-        stmt = stmt.where(Invoice.customer_id == customer_id)
-    if status is not None:
-        stmt = stmt.where(Invoice.status == status)
+    stmt = filtered(stmt, (Invoice.customer_id, customer_id), (Invoice.status, status))
     return paginate(
         ctx, stmt, Invoice, limit=limit, starting_after=starting_after, ending_before=ending_before
     )

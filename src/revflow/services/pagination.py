@@ -10,7 +10,7 @@ from sqlalchemy import Select
 from revflow.domain.errors import InvalidInput
 from revflow.services.context import Ctx
 
-__all__ = ["MAX_LIMIT", "Page", "paginate"]
+__all__ = ["MAX_LIMIT", "Page", "filtered", "paginate"]
 
 T = TypeVar("T")
 MAX_LIMIT = 100
@@ -20,6 +20,15 @@ MAX_LIMIT = 100
 class Page(Generic[T]):
     items: list[T]
     has_more: bool
+
+
+def filtered(stmt: Select[Any], *filters: tuple[Any, object | None]) -> Select[Any]:
+    """``stmt`` narrowed by a list's optional filters: ``column == value`` for each ``(column, value)``
+    whose value is not None (a filter left out of the request)."""
+    for column, value in filters:
+        if value is not None:
+            stmt = stmt.where(column == value)
+    return stmt
 
 
 def paginate(

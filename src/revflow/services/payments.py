@@ -33,7 +33,7 @@ from revflow.services.alerts import raise_alert
 from revflow.services.collection_queue import enqueue_charge
 from revflow.services.context import SYSTEM, Ctx
 from revflow.services.invoices import apply_payment, mark_paid
-from revflow.services.pagination import Page, paginate
+from revflow.services.pagination import Page, filtered, paginate
 from revflow.services.ports import (
     ChargeRequest,
     ChargeResult,
@@ -463,13 +463,12 @@ def list_payments(
     status: str | None = None,
 ) -> Page[Payment]:
     """One page of payments (attempts included), newest first."""
-    stmt = select(Payment).where(Payment.org_id == ctx.org_id)
-    if invoice_id is not None:
-        stmt = stmt.where(Payment.invoice_id == invoice_id)
-    if customer_id is not None:
-        stmt = stmt.where(Payment.customer_id == customer_id)
-    if status is not None:
-        stmt = stmt.where(Payment.status == status)
+    stmt = filtered(
+        select(Payment).where(Payment.org_id == ctx.org_id),
+        (Payment.invoice_id, invoice_id),
+        (Payment.customer_id, customer_id),
+        (Payment.status, status),
+    )
     return paginate(
         ctx, stmt, Payment, limit=limit, starting_after=starting_after, ending_before=ending_before
     )

@@ -27,7 +27,7 @@ from revflow.services.catalog import get_plan_version
 from revflow.services.context import Ctx
 from revflow.services.coupons import CouponCurrencyMismatch, CouponExpired, CouponRedemptionLimit
 from revflow.services.numbering import next_number
-from revflow.services.pagination import Page, paginate
+from revflow.services.pagination import Page, filtered, paginate
 from revflow.services.quote_matching import (
     QuotedLine,
     check_invoice_against_quote,
@@ -521,9 +521,9 @@ def list_quotes(
     status: str | None = None,
 ) -> Page[Quote]:
     """One page of quotes, newest first, optionally of one customer or in one status."""
-    stmt = select(Quote).where(Quote.org_id == ctx.org_id)
-    if customer_id is not None:
-        stmt = stmt.where(Quote.customer_id == customer_id)
-    if status is not None:
-        stmt = stmt.where(Quote.status == status)
+    stmt = filtered(
+        select(Quote).where(Quote.org_id == ctx.org_id),
+        (Quote.customer_id, customer_id),
+        (Quote.status, status),
+    )
     return paginate(ctx, stmt, Quote, limit=limit, starting_after=starting_after, ending_before=ending_before)

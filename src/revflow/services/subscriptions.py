@@ -28,7 +28,7 @@ from revflow.domain.pricing import amount as price_amount
 from revflow.domain.subscriptions import SubscriptionStatus, ensure_transition
 from revflow.services import billing, coupons
 from revflow.services.context import Ctx
-from revflow.services.pagination import Page, paginate
+from revflow.services.pagination import Page, filtered, paginate
 from revflow.services.price_terms import price_terms
 from revflow.services.recorder import diff, record
 from revflow.services.views_subscriptions import SubscriptionView
@@ -638,13 +638,12 @@ def list_subscriptions(
     plan_id: str | None = None,
 ) -> Page[Subscription]:
     """One page of subscriptions, newest first."""
-    stmt = select(Subscription).where(Subscription.org_id == ctx.org_id)
-    if customer_id is not None:
-        stmt = stmt.where(Subscription.customer_id == customer_id)
-    if status is not None:
-        stmt = stmt.where(Subscription.status == status)
-    if plan_id is not None:
-        stmt = stmt.where(Subscription.plan_id == plan_id)
+    stmt = filtered(
+        select(Subscription).where(Subscription.org_id == ctx.org_id),
+        (Subscription.customer_id, customer_id),
+        (Subscription.status, status),
+        (Subscription.plan_id, plan_id),
+    )
     return paginate(
         ctx, stmt, Subscription, limit=limit, starting_after=starting_after, ending_before=ending_before
     )

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, router
 from revflow.api.schemas import ApiKeyCreate, ListOf
 from revflow.services import orgs
-from revflow.services.pagination import paginate
+from revflow.services.pagination import filtered, paginate
 from revflow.services.views import ApiKeyView, AuditEventView, EventView, PaymentView
 from revflow.storage.models import ApiKey, AuditEvent, Event, Payment
 
@@ -56,15 +56,13 @@ def list_audit_events(
     created_gte: AwareDatetime | None = None,
     created_lt: AwareDatetime | None = None,
 ) -> dict[str, object]:
-    stmt = select(AuditEvent).where(AuditEvent.org_id == ctx.org_id)
-    for column, value in (
+    stmt = filtered(
+        select(AuditEvent).where(AuditEvent.org_id == ctx.org_id),
         (AuditEvent.object_type, object_type),
         (AuditEvent.object_id, object_id),
         (AuditEvent.action, action),
         (AuditEvent.actor_id, actor_id),
-    ):
-        if value is not None:
-            stmt = stmt.where(column == value)
+    )
     if created_gte is not None:
         stmt = stmt.where(AuditEvent.created_at >= created_gte)
     if created_lt is not None:
@@ -89,11 +87,9 @@ def list_events(
     type: Annotated[str | None, Query(max_length=80, description="e.g. invoice.finalized")] = None,
     object_id: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, object]:
-    stmt = select(Event).where(Event.org_id == ctx.org_id)
-    if type is not None:
-        stmt = stmt.where(Event.type == type)
-    if object_id is not None:
-        stmt = stmt.where(Event.object_id == object_id)
+    stmt = filtered(
+        select(Event).where(Event.org_id == ctx.org_id), (Event.type, type), (Event.object_id, object_id)
+    )
     result = paginate(
         ctx,
         stmt,
@@ -116,9 +112,7 @@ def list_payments(
     page: ListParamsDep,
     invoice_id: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, object]:
-    stmt = select(Payment).where(Payment.org_id == ctx.org_id)
-    if invoice_id is not None:
-        stmt = stmt.where(Payment.invoice_id == invoice_id)
+    stmt = filtered(select(Payment).where(Payment.org_id == ctx.org_id), (Payment.invoice_id, invoice_id))
     result = paginate(
         ctx,
         stmt,

@@ -11,7 +11,7 @@ from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, router
 from revflow.api.schemas import ListOf
 from revflow.api.schemas_hub import EntityMappingCreate, EntityMappingUpdate
 from revflow.services import entity_mappings as svc
-from revflow.services.pagination import paginate
+from revflow.services.pagination import filtered, paginate
 from revflow.services.views_hub import EntityMappingView
 from revflow.storage.hub_models import EntityMapping
 
@@ -38,17 +38,14 @@ def list_mappings(
     external_type: Annotated[str | None, Query(max_length=40)] = None,
     external_id: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, object]:
-    stmt = select(EntityMapping).where(EntityMapping.org_id == ctx.org_id)
-    filters: list[tuple[Any, str | None]] = [
+    stmt = filtered(
+        select(EntityMapping).where(EntityMapping.org_id == ctx.org_id),
         (EntityMapping.object_type, object_type),
         (EntityMapping.object_id, object_id),
         (EntityMapping.system, system),
         (EntityMapping.external_type, external_type),
         (EntityMapping.external_id, external_id),
-    ]
-    for column, value in filters:
-        if value is not None:
-            stmt = stmt.where(column == value)
+    )
     result = paginate(
         ctx,
         stmt,

@@ -13,7 +13,7 @@ from revflow.api.schemas_integrations import IntegrationCreate, IntegrationUpdat
 from revflow.bootstrap import Container
 from revflow.services import flows
 from revflow.services import integrations as svc
-from revflow.services.pagination import paginate
+from revflow.services.pagination import filtered, paginate
 from revflow.services.views_integrations import IntegrationView, SyncJobView
 from revflow.storage.connector_models import Integration, SyncJob
 
@@ -49,9 +49,7 @@ def list_integrations(
     page: ListParamsDep,
     system: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, object]:
-    stmt = select(Integration).where(Integration.org_id == ctx.org_id)
-    if system is not None:
-        stmt = stmt.where(Integration.system == system)
+    stmt = filtered(select(Integration).where(Integration.org_id == ctx.org_id), (Integration.system, system))
     result = paginate(
         ctx,
         stmt,
@@ -104,15 +102,13 @@ def list_sync_jobs(
     kind: Annotated[str | None, Query(max_length=30)] = None,
     object_id: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, object]:
-    stmt = select(SyncJob).where(SyncJob.org_id == ctx.org_id)
-    for column, value in (
+    stmt = filtered(
+        select(SyncJob).where(SyncJob.org_id == ctx.org_id),
         (SyncJob.integration_id, integration_id),
         (SyncJob.status, status),
         (SyncJob.kind, kind),
         (SyncJob.object_id, object_id),
-    ):
-        if value is not None:
-            stmt = stmt.where(column == value)
+    )
     result = paginate(
         ctx,
         stmt,
