@@ -10,8 +10,11 @@ Every unit of work is a ``sync_jobs`` row, so nothing is lost and everything is 
   recurring job, its cursor stored on the row) creates one ``inbound_change`` job per changed deal, deduped
   on the vendor's event id. The job reads the deal's current state and applies it in one transaction:
   closed-won with a plan creates the subscription (and the customer from the company, if unmapped); a plan
-  that differs from the subscription's changes the plan. Anything that does not map (unknown plan, wrong
-  currency, no company) fails the job with a clear error and a ``sync_failed`` alert, and changes nothing.
+  that differs from the subscription's changes the plan; closed-lost cancels at the period end and won
+  again before that end removes the cancel; a deleted deal only raises ``crm_object_deleted`` and marks
+  its mapping (ADR 0037). Anything that does not map (unknown plan, wrong currency, no company, a billed
+  deal in an open stage) fails the job with a clear error and a ``sync_failed`` alert, and changes
+  nothing.
 - **Running.** :func:`run_due` claims due jobs (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, with a lease),
   calls the vendor with no transaction open, and records the outcome. ``RateLimited`` waits ``retry_after``;
   other retryable errors back off exponentially up to ``MAX_ATTEMPTS`` (then ``dead`` + alert); a
