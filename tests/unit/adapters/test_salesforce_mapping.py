@@ -161,6 +161,22 @@ class TestInbound:
         )
         assert deal.properties == {"plan": "pro", "currency": "EUR"}
 
+    @pytest.mark.parametrize(
+        ("record", "won_closed"),
+        [
+            ({"StageName": "Lost to rival", "IsClosed": True, "IsWon": False}, (False, True)),
+            ({"StageName": "Closed Lost"}, (False, True)),
+            ({"StageName": "Closed Won"}, (True, True)),
+            ({"StageName": "Negotiation/Review", "IsClosed": False, "IsWon": False}, (False, False)),
+        ],
+    )
+    def test_opportunity_closed_comes_from_is_closed(
+        self, record: dict[str, object], won_closed: tuple[bool, bool]
+    ) -> None:
+        deal = deal_from_record({"Id": "0068d00000000G9AAI", **record})
+
+        assert (deal.won, deal.closed) == won_closed
+
     def test_datetimes(self) -> None:
         paris = timezone(timedelta(hours=1))
 
