@@ -174,7 +174,7 @@ def reconcile(
                         {"amount": p.amount, "status": p.status},
                     )
                 )
-        report.discrepancies += _invoice_discrepancies(session, gateway.name, theirs)
+        report.discrepancies += _invoice_discrepancies(session, gateway.name, theirs, ours)
         for d in report.discrepancies:
             raise_alert(
                 session,
@@ -200,8 +200,12 @@ def reconcile(
     return report
 
 
+#: Invoices compared per query (keeps IN lists well under the databases' parameter limits).
+_CHUNK = 500
+
+
 def _invoice_discrepancies(
-    session: Session, gateway: str, theirs: dict[str, GatewayPayment]
+    session: Session, gateway: str, theirs: dict[str, GatewayPayment], ours: list[Payment]
 ) -> list[Discrepancy]:
     """``invoice_total_mismatch`` for each invoice whose gateway payments are all in ``theirs`` and settled
     on both sides, when the part of ``amount_paid`` that came through the gateway differs from the
@@ -211,42 +215,49 @@ def _invoice_discrepancies(
     payments recorded outside the gateway, minus refunds that became credit notes (refunding a paid
     invoice leaves ``amount_paid`` as it was; refunding a partly paid one lowers it). Disputed invoices
     follow the dispute's lifecycle instead (ADR 0035) and are left out."""
-    invoice_ids = {
-        p.invoice_id
-        for p in session.scalars(
-            select(Payment).where(Payment.gateway == gateway, Payment.gateway_ref.in_(list(theirs)))
-        )
-    }
+    invoice_ids = sorted({p.invoice_id for p in ours if p.gateway_ref in theirs})
     out: list[Discrepancy] = []
-    for inv in session.scalars(select(Invoice).where(Invoice.id.in_(invoice_ids)).order_by(Invoice.id)):
-        if inv.dispute_status is not None:
-            continue
-        pays = list(session.scalars(select(Payment).where(Payment.invoice_id == inv.id)))
-        at_gateway = [p for p in pays if p.gateway == gateway and p.gateway_ref is not None]
-        if any(
-            p.gateway_ref not in theirs or p.status in _IN_FLIGHT or p.status == "processing"
-            for p in at_gateway
-        ):
-            continue  # outside this run's window, or not settled yet: compared on a later run
-        net = sum(
-            theirs[str(p.gateway_ref)].amount - theirs[str(p.gateway_ref)].amount_refunded
-            for p in at_gateway
-            if theirs[str(p.gateway_ref)].status == "succeeded"
-        )
-        elsewhere = sum(p.amount for p in pays if p.gateway != gateway and p.status == "succeeded")
-        overpaid = session.scalar(
-            select(func.coalesce(func.sum(CustomerBalanceTransaction.amount), 0)).where(
-                CustomerBalanceTransaction.invoice_id == inv.id,
+    for i in range(0, len(invoice_ids), _CHUNK):
+        chunk = invoice_ids[i : i + _CHUNK]
+        pays: dict[str, list[Payment]] = {}
+        for p in session.scalars(select(Payment).where(Payment.invoice_id.in_(chunk))):
+            pays.setdefault(p.invoice_id, []).append(p)
+        overpaid = _sums(
+            session,
+            select(CustomerBalanceTransaction.invoice_id, func.sum(CustomerBalanceTransaction.amount))
+            .where(
+                CustomerBalanceTransaction.invoice_id.in_(chunk),
                 CustomerBalanceTransaction.type == "overpayment",
             )
+            .group_by(CustomerBalanceTransaction.invoice_id),
         )
-        credited = session.scalar(
-            select(func.coalesce(func.sum(Refund.amount), 0)).where(
-                Refund.invoice_id == inv.id, Refund.status != "failed", Refund.credit_note_id.is_not(None)
+        credited = _sums(
+            session,
+            select(Refund.invoice_id, func.sum(Refund.amount))
+            .where(
+                Refund.invoice_id.in_(chunk), Refund.status != "failed", Refund.credit_note_id.is_not(None)
             )
+            .group_by(Refund.invoice_id),
         )
-        ours = inv.amount_paid + int(overpaid or 0) - elsewhere - int(credited or 0)
-        if ours != net:
+        for inv in session.scalars(select(Invoice).where(Invoice.id.in_(chunk)).order_by(Invoice.id)):
+            if inv.dispute_status is not None:
+                continue
+            mine = pays.get(inv.id, [])
+            at_gateway = [p for p in mine if p.gateway == gateway and p.gateway_ref is not None]
+            if any(
+                p.gateway_ref not in theirs or p.status in _IN_FLIGHT or p.status == "processing"
+                for p in at_gateway
+            ):
+                continue  # outside this run's window, or not settled yet: compared on a later run
+            net = sum(
+                theirs[str(p.gateway_ref)].amount - theirs[str(p.gateway_ref)].amount_refunded
+                for p in at_gateway
+                if theirs[str(p.gateway_ref)].status == "succeeded"
+            )
+            elsewhere = sum(p.amount for p in mine if p.gateway != gateway and p.status == "succeeded")
+            revflow = inv.amount_paid + overpaid.get(inv.id, 0) - elsewhere - credited.get(inv.id, 0)
+            if revflow == net:
+                continue
             first = min(at_gateway, key=lambda p: (p.created_at, p.id))
             out.append(
                 Discrepancy(
@@ -256,7 +267,7 @@ def _invoice_discrepancies(
                     None,
                     {
                         "invoice_id": inv.id,
-                        "revflow": ours,
+                        "revflow": revflow,
                         "at_gateway": net,
                         "invoice_status": inv.status,
                         "amount_paid": inv.amount_paid,
@@ -265,6 +276,11 @@ def _invoice_discrepancies(
                 )
             )
     return out
+
+
+def _sums(session: Session, stmt: Any) -> dict[str, int]:
+    """``{key: sum}`` of a two-column grouped select."""
+    return {str(k): int(v or 0) for k, v in session.execute(stmt).all() if k is not None}
 
 
 def _resolve_cleared(
