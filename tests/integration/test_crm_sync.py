@@ -758,6 +758,32 @@ class TestDealLifecycle:
         assert pushes[0]["result"]["external_id"] == deal_id
         assert [a["details"]["field"] for a in alerts(tenant, "crm_discrepancy")] == []
 
+    def test_a_cancel_in_revflow_shows_lost_and_a_plan_asked_of_the_ended_subscription_fails(
+        self, tenant: Tenant, container: Container, client: TestClient, fake: FakeHubSpot
+    ) -> None:
+        connect_hubspot(tenant, container, fake)
+        ids = plans(container, tenant.org_id)
+        sub_id = _linked(tenant, container, fake, client, ids["basic"])
+        deal_id = _deal_of(tenant, sub_id)
+
+        canceled = tenant.post(f"/v1/subscriptions/{sub_id}/cancel", {"at": "now"})
+        sync_after_fan_out(container)
+        pushed = fake.get("deals", deal_id)
+        deliver(fake, client)  # the echo of the lost stage changes nothing
+        echo = sync(container)
+        fake.edit("deals", deal_id, dealstage="closedwon", revflow_plan="pro")
+        deliver(fake, client)
+        sync(container)
+
+        assert canceled.status_code == 200, canceled.text
+        assert pushed is not None and pushed["properties"]["dealstage"] == "closedlost"
+        assert pushed["properties"]["revflow_status"] == "canceled"
+        assert echo.failed == 0
+        failed = jobs(tenant, status="failed")
+        assert {j["error_code"] for j in failed} == {"subscription_ended"}
+        sub = _subscription(tenant, sub_id)
+        assert (sub["status"], sub["plan_id"]) == ("canceled", ids["basic"])
+
     @pytest.mark.parametrize(
         ("props", "code"),
         [
