@@ -12,6 +12,7 @@ from sqlalchemy import select
 from revflow.bootstrap import Container
 from revflow.services import crm_sync
 from revflow.storage.connector_models import Integration, SyncJob
+from revflow.storage.hub_models import EntityMapping
 from revflow.storage.models import Subscription
 from tests.conftest import Tenant
 from tests.fakes.hubspot import FakeHubSpot
@@ -33,6 +34,7 @@ def fake() -> Iterator[FakeHubSpot]:
         f.subscribe("deal.propertyChange", "revflow_plan")
         f.subscribe("deal.propertyChange", "dealstage")
         f.subscribe("deal.creation")
+        f.subscribe("deal.deletion")
         yield f
 
 
@@ -616,3 +618,207 @@ class TestSeveralWorkers:
         assert {(j["status"], j["attempts"]) for j in pushes} == {("succeeded", 1)}
         assert sum(r.claimed for r in results) == 13  # 12 pushes and the first poll, each claimed once
         assert len(fake.objects("companies")) == 12 and len(creates) == 12
+
+
+def _invoice_of(t: Tenant, sub_id: str) -> dict[str, object]:
+    (invoice,) = t.get("/v1/invoices", params={"subscription_id": sub_id}).json()["data"]
+    return dict(invoice)
+
+
+def _linked(t: Tenant, container: Container, fake: FakeHubSpot, client: TestClient, plan_id: str) -> str:
+    """A subscription pushed to its deal, the echo of Revflow's own writes delivered; returns its id."""
+    _, sub_id = _subscribe(t, plan_id)
+    sync_after_fan_out(container)
+    deliver(fake, client)
+    sync(container)
+    return sub_id
+
+
+def _subscription(t: Tenant, sub_id: str) -> dict[str, object]:
+    return dict(t.get(f"/v1/subscriptions/{sub_id}").json())
+
+
+class TestInvoiceFieldsOnDeals:
+    def test_the_latest_invoice_reaches_the_deal_and_an_edited_total_is_reported_then_resolved(
+        self, tenant: Tenant, container: Container, client: TestClient, fake: FakeHubSpot
+    ) -> None:
+        connect_hubspot(tenant, container, fake)
+        ids = plans(container, tenant.org_id)
+        sub_id = _linked(tenant, container, fake, client, ids["pro"])
+        invoice = _invoice_of(tenant, sub_id)
+        deal_id = _deal_of(tenant, sub_id)
+        pushed = fake.get("deals", deal_id)
+        fake.edit("deals", deal_id, revflow_last_invoice_total="89.00")  # someone edits by hand
+        _due(container, "reconcile")
+        sync(container)
+        found = alerts(tenant, "crm_discrepancy")
+
+        paid = tenant.post(f"/v1/invoices/{invoice['id']}/payments", {"method": "bank_transfer"})
+        sync_after_fan_out(container)  # the payment's invoice.paid event pushes the deal again
+        _due(container, "reconcile")
+        sync(container)
+
+        assert pushed is not None and invoice["status"] == "open" and invoice["number"]
+        assert pushed["properties"]["revflow_last_invoice_number"] == invoice["number"]
+        assert pushed["properties"]["revflow_last_invoice_total"] == "99.00"
+        assert pushed["properties"]["revflow_last_invoice_status"] == "open"
+        assert [(a["details"]["field"], a["details"]["revflow"], a["details"]["crm"]) for a in found] == [
+            ("last_invoice_total", "99.00", "89.00")
+        ]
+        assert paid.status_code == 201, paid.text
+        after = fake.get("deals", deal_id)
+        assert after is not None
+        assert after["properties"]["revflow_last_invoice_total"] == "99.00"
+        assert after["properties"]["revflow_last_invoice_status"] == "paid"
+        assert after["properties"]["revflow_payment_status"] == "paid"
+        assert [a["status"] for a in alerts(tenant, "crm_discrepancy")] == ["resolved"]
+
+    def test_a_voided_invoice_shows_as_void_on_the_deal(
+        self, tenant: Tenant, container: Container, client: TestClient, fake: FakeHubSpot
+    ) -> None:
+        connect_hubspot(tenant, container, fake)
+        ids = plans(container, tenant.org_id)
+        sub_id = _linked(tenant, container, fake, client, ids["basic"])
+        invoice = _invoice_of(tenant, sub_id)
+
+        voided = tenant.post(f"/v1/invoices/{invoice['id']}/void", {})
+        sync_after_fan_out(container)
+
+        deal = fake.get("deals", _deal_of(tenant, sub_id))
+        assert voided.status_code == 200, voided.text
+        assert deal is not None
+        assert deal["properties"]["revflow_last_invoice_status"] == "void"
+        assert deal["properties"]["revflow_last_invoice_total"] == "49.00"
+
+
+class TestDealLifecycle:
+    def test_closed_lost_cancels_at_the_period_end_and_won_again_removes_the_cancel(
+        self, tenant: Tenant, container: Container, client: TestClient, fake: FakeHubSpot
+    ) -> None:
+        connect_hubspot(tenant, container, fake)
+        ids = plans(container, tenant.org_id)
+        sub_id = _linked(tenant, container, fake, client, ids["basic"])
+        deal_id = _deal_of(tenant, sub_id)
+
+        fake.edit("deals", deal_id, dealstage="closedlost")
+        deliver(fake, client)
+        lost = sync(container)
+        canceling = _subscription(tenant, sub_id)
+        sync_after_fan_out(container)  # Revflow pushes the deal: it stays closed-lost
+        stage_after_push = fake.get("deals", deal_id)
+        deliver(fake, client)  # the push's echo changes nothing
+        sync(container)
+        fake.edit("deals", deal_id, dealstage="closedwon")
+        deliver(fake, client)
+        won = sync(container)
+        restored = _subscription(tenant, sub_id)
+
+        assert lost.failed == 0 and won.failed == 0
+        assert canceling["status"] == "active" and canceling["cancel_at_period_end"] is True
+        assert canceling["cancel_at"] == canceling["current_period_end"]
+        assert stage_after_push is not None and stage_after_push["properties"]["dealstage"] == "closedlost"
+        assert stage_after_push["properties"]["revflow_status"] == "active"
+        assert (restored["cancel_at_period_end"], restored["cancel_at"]) == (False, None)
+        actions = [j["result"].get("action") for j in jobs(tenant, kind="inbound_change")]
+        assert actions.count("cancel_scheduled") == 1 and actions.count("cancel_removed") == 1
+        events = tenant.get("/v1/events", params={"object_id": sub_id, "limit": 100}).json()["data"]
+        assert [e["type"] for e in events].count("subscription.updated") == 2
+        audit = tenant.get("/v1/audit_events", params={"object_id": sub_id, "limit": 100}).json()["data"]
+        assert {"subscription.cancel", "subscription.reactivate"} <= {a["action"] for a in audit}
+
+    def test_a_deleted_deal_raises_an_alert_and_marks_the_mapping_and_billing_goes_on(
+        self, tenant: Tenant, container: Container, client: TestClient, fake: FakeHubSpot
+    ) -> None:
+        connect_hubspot(tenant, container, fake)
+        ids = plans(container, tenant.org_id)
+        sub_id = _linked(tenant, container, fake, client, ids["basic"])
+        deal_id = _deal_of(tenant, sub_id)
+
+        fake.delete("deals", deal_id)
+        statuses = deliver(fake, client)
+        stats = sync(container)
+        changed = tenant.post(f"/v1/subscriptions/{sub_id}/change", {"plan_id": ids["pro"]})
+        sync_after_fan_out(container)  # the plan change's push skips the deleted deal
+        _due(container, "reconcile")
+        sync(container)
+
+        assert statuses == [200] and stats.failed == 0
+        deleted = alerts(tenant, "crm_object_deleted")
+        assert len(deleted) == 1 and deleted[0]["object_id"] == sub_id
+        assert deleted[0]["details"]["external_id"] == deal_id
+        with container.sessions() as s:
+            mapping = s.scalars(select(EntityMapping).where(EntityMapping.object_id == sub_id)).one()
+            assert mapping.metadata_["deleted_in_crm_at"]
+        sub = _subscription(tenant, sub_id)
+        assert changed.status_code == 200, changed.text
+        assert (sub["status"], sub["cancel_at_period_end"], sub["plan_id"]) == ("active", False, ids["pro"])
+        assert fake.objects("deals") == []  # no new deal pushed behind the CRM user's back
+        pushes = jobs(tenant, kind="push_subscription")
+        assert pushes[0]["result"]["skipped"] == "deleted_in_crm"
+        assert pushes[0]["result"]["external_id"] == deal_id
+        assert [a["details"]["field"] for a in alerts(tenant, "crm_discrepancy")] == []
+
+    def test_a_cancel_in_revflow_shows_lost_and_a_plan_asked_of_the_ended_subscription_fails(
+        self, tenant: Tenant, container: Container, client: TestClient, fake: FakeHubSpot
+    ) -> None:
+        connect_hubspot(tenant, container, fake)
+        ids = plans(container, tenant.org_id)
+        sub_id = _linked(tenant, container, fake, client, ids["basic"])
+        deal_id = _deal_of(tenant, sub_id)
+
+        canceled = tenant.post(f"/v1/subscriptions/{sub_id}/cancel", {"at": "now"})
+        sync_after_fan_out(container)
+        pushed = fake.get("deals", deal_id)
+        deliver(fake, client)  # the echo of the lost stage changes nothing
+        echo = sync(container)
+        fake.edit("deals", deal_id, dealstage="closedwon", revflow_plan="pro")
+        deliver(fake, client)
+        sync(container)
+
+        assert canceled.status_code == 200, canceled.text
+        assert pushed is not None and pushed["properties"]["dealstage"] == "closedlost"
+        assert pushed["properties"]["revflow_status"] == "canceled"
+        assert echo.failed == 0
+        failed = jobs(tenant, status="failed")
+        assert {j["error_code"] for j in failed} == {"subscription_ended"}
+        sub = _subscription(tenant, sub_id)
+        assert (sub["status"], sub["plan_id"]) == ("canceled", ids["basic"])
+
+    @pytest.mark.parametrize(
+        ("props", "code"),
+        [
+            ({"dealstage": "contractsent"}, "unknown_stage"),
+            ({"dealstage": "closedwon", "revflow_plan": "platinum"}, "unknown_plan"),
+        ],
+    )
+    def test_an_open_stage_or_bad_data_fails_the_job_and_changes_nothing(
+        self,
+        tenant: Tenant,
+        container: Container,
+        client: TestClient,
+        fake: FakeHubSpot,
+        props: dict[str, str],
+        code: str,
+    ) -> None:
+        connect_hubspot(tenant, container, fake)
+        ids = plans(container, tenant.org_id)
+        sub_id = _linked(tenant, container, fake, client, ids["basic"])
+        deal_id = _deal_of(tenant, sub_id)
+        fake.edit("deals", deal_id, dealstage="closedlost")
+        deliver(fake, client)
+        sync(container)
+        before = _subscription(tenant, sub_id)
+
+        fake.edit("deals", deal_id, **props)
+        deliver(fake, client)
+        sync(container)
+
+        failed = jobs(tenant, status="failed")  # one job per changed property's webhook event
+        assert len(failed) == len(props) and {j["error_code"] for j in failed} == {code}
+        assert {a["details"]["code"] for a in alerts(tenant, "sync_failed")} == {code}
+        after = _subscription(tenant, sub_id)
+        assert (after["cancel_at_period_end"], after["cancel_at"], after["plan_id"]) == (
+            True,
+            before["cancel_at"],
+            ids["basic"],
+        )

@@ -5,6 +5,7 @@ stored on the poll sync job."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
@@ -172,3 +173,96 @@ class TestSalesforce:
         assert len(fake.records("Account")) == 1 and len(fake.records("Opportunity")) == 1
         assert {j["status"] for j in jobs(tenant) if j["kind"].startswith("push")} == {"succeeded"}
         assert alerts(tenant, "sync_failed") == []
+
+
+def _linked(t: Tenant, container: Container, plan_id: str) -> tuple[str, str]:
+    """A subscription pushed to its opportunity; returns (subscription id, opportunity id)."""
+    from revflow.jobs.worker import deliver_events
+
+    cus = t.post("/v1/customers", {"name": "Acme Corp", "currency": "USD"}).json()
+    sub = t.post("/v1/subscriptions", {"customer_id": cus["id"], "plan_id": plan_id}).json()
+    deliver_events(container)
+    sync(container)
+    (mapping,) = t.get("/v1/entity_mappings", params={"object_id": sub["id"]}).json()["data"]
+    return str(sub["id"]), str(mapping["external_id"])
+
+
+class TestSalesforceLifecycle:
+    def test_the_latest_invoice_is_on_the_opportunity_and_an_edited_total_is_reported_then_resolved(
+        self, tenant: Tenant, container: Container, fake: FakeSalesforce
+    ) -> None:
+        from revflow.jobs.worker import deliver_events
+
+        _connect(tenant, container, fake)
+        ids = plans(container, tenant.org_id)
+        sub_id, opp = _linked(tenant, container, ids["pro"])
+        (invoice,) = tenant.get("/v1/invoices", params={"subscription_id": sub_id}).json()["data"]
+        pushed = fake.record("Opportunity", opp)
+        fake.edit("Opportunity", opp, Revflow_Last_Invoice_Total__c=89)
+        _reconcile_now(container)
+        sync(container)
+        found = alerts(tenant, "crm_discrepancy")
+
+        tenant.post(f"/v1/invoices/{invoice['id']}/payments", {"method": "bank_transfer"})
+        deliver_events(container)
+        sync(container)
+        _reconcile_now(container)
+        sync(container)
+        after = fake.record("Opportunity", opp)
+
+        assert pushed is not None and after is not None
+        assert pushed["Revflow_Last_Invoice_Number__c"] == invoice["number"]
+        assert pushed["Revflow_Last_Invoice_Total__c"] == Decimal("99.00")
+        assert pushed["Revflow_Last_Invoice_Status__c"] == "open"
+        assert [(a["details"]["field"], a["details"]["revflow"], a["details"]["crm"]) for a in found] == [
+            ("last_invoice_total", "99.00", "89")
+        ]
+        assert after["Revflow_Last_Invoice_Status__c"] == "paid"
+        assert [a["status"] for a in alerts(tenant, "crm_discrepancy")] == ["resolved"]
+
+    def test_closed_lost_cancels_at_the_period_end_and_closed_won_again_removes_the_cancel(
+        self, tenant: Tenant, container: Container, fake: FakeSalesforce
+    ) -> None:
+        _connect(tenant, container, fake)
+        ids = plans(container, tenant.org_id)
+        sub_id, opp = _linked(tenant, container, ids["basic"])
+
+        fake.edit("Opportunity", opp, StageName="Closed Lost")
+        _poll_now(container, fake)
+        lost = sync(container)
+        canceling = tenant.get(f"/v1/subscriptions/{sub_id}").json()
+        fake.edit("Opportunity", opp, StageName="Closed Won")
+        _poll_now(container, fake)
+        won = sync(container)
+        restored = tenant.get(f"/v1/subscriptions/{sub_id}").json()
+
+        assert lost.failed == 0 and won.failed == 0
+        assert canceling["cancel_at_period_end"] is True
+        assert canceling["cancel_at"] == canceling["current_period_end"]
+        assert (restored["cancel_at_period_end"], restored["cancel_at"]) == (False, None)
+        actions = [j["result"].get("action") for j in jobs(tenant, kind="inbound_change")]
+        assert actions.count("cancel_scheduled") == 1 and actions.count("cancel_removed") == 1
+
+    def test_an_open_stage_on_a_billed_opportunity_fails_the_job_and_changes_nothing(
+        self, tenant: Tenant, container: Container, fake: FakeSalesforce
+    ) -> None:
+        _connect(tenant, container, fake)
+        ids = plans(container, tenant.org_id)
+        sub_id, opp = _linked(tenant, container, ids["basic"])
+
+        fake.edit("Opportunity", opp, StageName="Negotiation/Review", Revflow_Plan__c="pro")
+        _poll_now(container, fake)
+        sync(container)
+
+        failed = jobs(tenant, status="failed")
+        assert [(j["error_code"], j["object_id"]) for j in failed] == [("unknown_stage", opp)]
+        assert [a["details"]["code"] for a in alerts(tenant, "sync_failed")] == ["unknown_stage"]
+        sub = tenant.get(f"/v1/subscriptions/{sub_id}").json()
+        assert (sub["plan_id"], sub["cancel_at_period_end"]) == (ids["basic"], False)
+
+
+def _reconcile_now(container: Container) -> None:
+    with container.sessions() as s:
+        for job in s.scalars(select(SyncJob).where(SyncJob.kind == "reconcile")):
+            job.next_run_at = container.clock.now()
+        s.commit()

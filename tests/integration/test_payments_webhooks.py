@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from revflow.adapters.payments.sandbox import SandboxGateway
 from revflow.bootstrap import Container
 from revflow.jobs.worker import reconcile_payments
-from revflow.storage.models import Alert, CreditNote, Payment
+from revflow.storage.models import Alert, CreditNote, Invoice, Payment
 from revflow.storage.payment_models import Dispute, GatewayEventRecord, SandboxCharge
 from tests.conftest import Tenant
 from tests.integration.payment_helpers import clock, customer, frozen_container, open_invoice, work
@@ -597,6 +597,66 @@ class TestReconciliation:
             tzinfo=None
         )
         assert alert() == ("open", None)
+
+
+class TestInvoiceReconciliation:
+    def test_an_invoice_whose_amount_paid_drifted_from_its_gateway_payments_is_reported_then_resolved(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        drifted, _ = _paid_invoice(tenant, container)
+        refunded, payment = _paid_invoice(tenant, container)
+        partly = tenant.post(f"/v1/payments/{payment['id']}/refunds", {"amount": 1500})
+        _, clean = _paid_invoice(tenant, container)
+
+        def plant(amount_paid: int, status: str) -> int:
+            with container.sessions() as s:  # Revflow's invoice disagrees with its (matching) payment
+                inv = s.get_one(Invoice, drifted)
+                inv.amount_paid, inv.amount_remaining, inv.status = amount_paid, 5000 - amount_paid, status
+                s.commit()
+            return reconcile_payments(container, force=True)
+
+        def invoice_alerts() -> list[Alert]:
+            with container.sessions() as s:
+                return list(s.scalars(select(Alert).where(Alert.type == "payment_discrepancy")))
+
+        found = plant(3000, "open")
+        opened = invoice_alerts()
+        cleared = plant(5000, "paid")
+        resolved = invoice_alerts()
+
+        assert partly.status_code == 201, partly.text
+        assert (found, cleared) == (1, 0)
+        (alert,) = opened
+        assert (alert.details["kind"], alert.object_type, alert.object_id) == (
+            "invoice_total_mismatch",
+            "invoice",
+            drifted,
+        )
+        assert (alert.details["revflow"], alert.details["at_gateway"]) == (3000, 5000)
+        assert (alert.details["invoice_status"], alert.details["currency"]) == ("open", "USD")
+        assert alert.severity == "critical" and alert.status == "open"
+        assert all(a.object_id not in (refunded, clean["invoice_id"]) for a in opened)
+        assert [(a.id, a.status) for a in resolved] == [(alert.id, "resolved")]
+
+    def test_an_invoice_paid_in_revflow_that_the_gateway_refunded_in_full_is_reported(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        inv, payment = _paid_invoice(tenant, container)
+        with _gw(container)._sessions() as s:  # the gateway refunded it; the refund never reached Revflow
+            s.get_one(SandboxCharge, payment["gateway_ref"]).amount_refunded = 5000
+            s.commit()
+
+        reconcile_payments(container, force=True)
+
+        with container.sessions() as s:
+            alerts = {
+                a.details["kind"]: a.details
+                for a in s.scalars(select(Alert).where(Alert.type == "payment_discrepancy"))
+            }
+        assert set(alerts) == {"refund_mismatch", "invoice_total_mismatch"}
+        invoice = alerts["invoice_total_mismatch"]
+        assert (invoice["invoice_id"], invoice["revflow"], invoice["at_gateway"]) == (inv, 5000, 0)
+        assert invoice["invoice_status"] == "paid"
 
 
 class TestGatewaySideChanges:

@@ -25,12 +25,13 @@ from revflow.api.app import create_app
 from revflow.bootstrap import Container, build
 from revflow.config import Settings
 from revflow.domain.clock import FrozenClock
-from revflow.jobs.worker import deliver_events
+from revflow.jobs.worker import Worker, deliver_events
 from revflow.services import outbox
 from revflow.services.alerts import raise_alert
 from revflow.storage.hub_models import OutboxEntry, WebhookAttempt, WebhookEndpoint
 from revflow.storage.models import Alert, Base, EventDelivery
 from tests.conftest import Tenant
+from tests.integration.billing_helpers import make_plan, make_price
 from tests.integration.webhook_receiver import Receiver
 
 
@@ -96,6 +97,10 @@ def _per_object(receiver: Receiver) -> dict[str, list[str]]:
     for p in receiver.payloads():
         seen.setdefault(p["object_id"], []).append(p["id"])
     return seen
+
+
+def _object_of(event: dict[str, Any]) -> str:
+    return str(event["object_id"])
 
 
 class TestEndpoints:
@@ -376,6 +381,58 @@ class TestDelivery:
         assert sum(d.attempts for d in failed if d.status == "pending") == 0  # the rest waited their turn
         assert _per_object(receiver) == histories
         assert sorted(receiver.ids()) == sorted(e for h in histories.values() for e in h)  # each once
+        assert {d.status for d in _deliveries(container)} == {"succeeded"}
+
+    def test_a_receiver_down_while_a_test_clock_renews_gets_every_event_once_in_order(
+        self, tenant: Tenant, container: Container, clock: FrozenClock, receiver: Receiver
+    ) -> None:
+        plan = make_plan(container, tenant.org_id, "pro", [make_price(container, tenant.org_id, flat=9900)])
+        _endpoint(tenant, receiver)
+        test_clock = tenant.post("/v1/test_clocks", {"frozen_time": "2031-01-15T09:00:00Z"}).json()
+        cus = tenant.post(
+            "/v1/customers",
+            {"name": "Clocked Co", "currency": "USD", "test_clock_id": test_clock["id"]},
+        ).json()
+        assert tenant.post(f"/v1/customers/{cus['id']}/payment_methods", {"token": "pm_card_visa"}).is_success
+        sub = tenant.post(
+            "/v1/subscriptions",
+            {"customer_id": cus["id"], "plan_id": plan, "collection_method": "charge_automatically"},
+        ).json()
+        worker = Worker(container)
+        worker.run_once()  # the first invoice is charged and its events delivered
+        first = len(receiver.received)
+        receiver.stop()
+
+        advanced = tenant.post(
+            f"/v1/test_clocks/{test_clock['id']}/advance", {"frozen_time": "2031-02-16T09:00:00Z"}
+        )
+        for _ in range(12):  # an hour of container-clock time, a worker cycle every five minutes
+            worker.run_once()
+            clock.advance(timedelta(minutes=5))
+        waiting = _deliveries(container)
+        receiver.start()
+        for _ in range(30):
+            worker.run_once()
+            clock.advance(timedelta(minutes=5))
+
+        page = tenant.get("/v1/events", params={"limit": 100}).json()
+        events = list(reversed(page["data"]))
+        expected: dict[str, list[str]] = {}
+        for e in events:
+            expected.setdefault(_object_of(e), []).append(e["id"])
+        invoices = tenant.get("/v1/invoices", params={"subscription_id": sub["id"]}).json()["data"]
+        renewal = next(i for i in invoices if i["billing_reason"] == "subscription_cycle")
+        renewal_events = [e["type"] for e in events if _object_of(e) == renewal["id"]]
+
+        assert advanced.status_code == 200, advanced.text
+        assert first > 0 and not page["has_more"]
+        assert renewal["status"] == "paid" and renewal["total"] == 9900
+        assert {"invoice.created", "invoice.finalized", "invoice.paid"} <= set(renewal_events)
+        assert renewal_events.index("invoice.finalized") < renewal_events.index("invoice.paid")
+        assert {d.status for d in waiting} >= {"retrying"}
+        assert all(r.verified for r in receiver.received)
+        assert sorted(receiver.ids()) == sorted(e["id"] for e in events)  # each exactly once
+        assert _per_object(receiver) == expected
         assert {d.status for d in _deliveries(container)} == {"succeeded"}
 
     def test_server_errors_and_timeouts_are_retried_with_growing_backoff(

@@ -2,10 +2,12 @@
 
 Runs as the integration's recurring ``reconcile`` sync job (so it gets the jobs' retries, rate-limit
 handling and visibility). For every mapped customer (company/account) and subscription (deal/opportunity)
-it reads the CRM object and compares the key fields — name; plan, MRR, status; on deals also payment status
-and overdue balance. Each mismatch is an open ``crm_discrepancy`` alert carrying both values (one per object
-and field, refreshed on every run); a discrepancy that is gone on the next run resolves its alert. A mapped
-object missing from the CRM is a discrepancy of field ``exists``.
+it reads the CRM object and compares the key fields — name; plan, MRR, status; on deals also payment
+status, overdue balance and the latest finalized invoice (number, total, status). Each mismatch is an
+open ``crm_discrepancy`` alert carrying both values (one per object and field, refreshed on every run); a
+discrepancy that is gone on the next run resolves its alert. A mapped object missing from the CRM is a
+discrepancy of field ``exists``, unless its deletion was already reported (a mapping marked
+``deleted_in_crm_at`` has its own ``crm_object_deleted`` alert).
 """
 
 from __future__ import annotations
@@ -28,8 +30,17 @@ from revflow.storage.models import Alert
 __all__ = ["Mismatch", "compare", "record_mismatches"]
 
 COMPANY_FIELDS = ("name", "plan", "mrr", "status")
-DEAL_FIELDS = ("plan", "mrr", "status", "payment_status", "overdue_balance")
-NUMERIC = frozenset({"mrr", "overdue_balance"})
+DEAL_FIELDS = (
+    "plan",
+    "mrr",
+    "status",
+    "payment_status",
+    "overdue_balance",
+    "last_invoice_number",
+    "last_invoice_total",
+    "last_invoice_status",
+)
+NUMERIC = frozenset({"mrr", "overdue_balance", "last_invoice_total"})
 
 
 @dataclass(frozen=True)
@@ -86,9 +97,15 @@ def fetch(connector: CrmConnector, object_type: str, external_id: str) -> dict[s
 
 
 def mappings(session: Session, integ: Integration) -> list[tuple[str, str, str]]:
-    """(object_type, object_id, external_id) of every customer and subscription mapped in the system."""
+    """(object_type, object_id, external_id) of every customer and subscription mapped in the system,
+    but those whose CRM object was reported deleted."""
     rows = session.execute(
-        select(EntityMapping.object_type, EntityMapping.object_id, EntityMapping.external_id)
+        select(
+            EntityMapping.object_type,
+            EntityMapping.object_id,
+            EntityMapping.external_id,
+            EntityMapping.metadata_,
+        )
         .where(
             EntityMapping.org_id == integ.org_id,
             EntityMapping.system == integ.system,
@@ -96,7 +113,7 @@ def mappings(session: Session, integ: Integration) -> list[tuple[str, str, str]]
         )
         .order_by(EntityMapping.object_type, EntityMapping.object_id)
     ).all()
-    return [(r[0], r[1], r[2]) for r in rows]
+    return [(r[0], r[1], r[2]) for r in rows if not (r[3] or {}).get("deleted_in_crm_at")]
 
 
 def record_mismatches(

@@ -10,8 +10,11 @@ Every unit of work is a ``sync_jobs`` row, so nothing is lost and everything is 
   recurring job, its cursor stored on the row) creates one ``inbound_change`` job per changed deal, deduped
   on the vendor's event id. The job reads the deal's current state and applies it in one transaction:
   closed-won with a plan creates the subscription (and the customer from the company, if unmapped); a plan
-  that differs from the subscription's changes the plan. Anything that does not map (unknown plan, wrong
-  currency, no company) fails the job with a clear error and a ``sync_failed`` alert, and changes nothing.
+  that differs from the subscription's changes the plan; closed-lost cancels at the period end and won
+  again before that end removes the cancel; a deleted deal only raises ``crm_object_deleted`` and marks
+  its mapping (ADR 0037). Anything that does not map (unknown plan, wrong currency, no company, a billed
+  deal in an open stage) fails the job with a clear error and a ``sync_failed`` alert, and changes
+  nothing.
 - **Running.** :func:`run_due` claims due jobs (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, with a lease),
   calls the vendor with no transaction open, and records the outcome. ``RateLimited`` waits ``retry_after``;
   other retryable errors back off exponentially up to ``MAX_ATTEMPTS`` (then ``dead`` + alert); a
@@ -204,12 +207,16 @@ def enqueue_from_events(session: Session, events: Iterable[Event], *, now: datet
 def receive_changes(
     session: Session, integration: Integration, changes: Iterable[Any], *, now: datetime
 ) -> int:
-    """Store a verified webhook's deal changes as ``inbound_change`` jobs, once per event id; returns how
-    many are new. Company changes are acknowledged and skipped (Revflow owns the billing fields)."""
+    """Store a verified webhook's deal changes (deletions too) as ``inbound_change`` jobs, once per event
+    id; returns how many are new. Company changes are acknowledged and skipped (Revflow owns the billing
+    fields)."""
     created = 0
     for change in changes:
-        if change.object_type != "deal" or change.change == "deleted":
+        if change.object_type != "deal":
             continue
+        payload = {"event_id": change.event_id, "property": change.property_name}
+        if change.change == "deleted":
+            payload["change"] = "deleted"
         job = enqueue_job(
             session,
             integration,
@@ -218,7 +225,7 @@ def receive_changes(
             object_id=change.external_id,
             now=now,
             dedupe_key=f"event:{change.event_id}",
-            payload={"event_id": change.event_id, "property": change.property_name},
+            payload=payload,
         )
         created += job is not None
     return created
@@ -539,6 +546,12 @@ def billing_fields(session: Session, sub: Subscription, at: datetime) -> dict[st
     latest = invoices[0] if invoices else None
     payment_status = "none" if latest is None else ("paid" if latest.status == "paid" else latest.status)
     renewal = sub.current_period_end if sub.status not in ("canceled",) else None
+    last = session.scalar(
+        select(Invoice)
+        .where(Invoice.subscription_id == sub.id, Invoice.finalized_at.is_not(None))
+        .order_by(Invoice.finalized_at.desc(), Invoice.id.desc())
+        .limit(1)
+    )
     return {
         "revflow_id": sub.id,
         "plan": plan.code if plan else "",
@@ -548,6 +561,9 @@ def billing_fields(session: Session, sub: Subscription, at: datetime) -> dict[st
         "next_renewal": renewal.date().isoformat() if renewal else "",
         "payment_status": payment_status,
         "overdue_balance": _major(overdue, sub.currency),
+        "last_invoice_number": (last.number or "") if last else "",
+        "last_invoice_total": _major(last.total, last.currency) if last else "",
+        "last_invoice_status": last.status if last else "",
     }
 
 
@@ -654,20 +670,22 @@ def _push_subscription(
         company = _company_of(s, integ, customer, clock)
         fields = billing_fields(s, sub, _sub_now(s, sub, clock))
         deal_map = _mapping(s, integ, object_type="subscription", object_id=sub.id)
+        # A deal deleted in the CRM is not recreated behind the CRM user's back (ADR 0037); its company
+        # is still kept current. Deleting the mapping (API) lets the next push create a new deal.
+        deleted = deal_map is not None and bool(deal_map.metadata_.get("deleted_in_crm_at"))
         plan = s.get(Plan, sub.plan_id) if sub.plan_id else None
         mrr_minor = _mrr(s, sub, _sub_now(s, sub, clock))
-        won_stage = str(
-            integ.settings.get("won_stage") or ("closedwon" if integ.system == "hubspot" else "Closed Won")
-        )
-        lost_stage = str(
-            integ.settings.get("lost_stage") or ("closedlost" if integ.system == "hubspot" else "Closed Lost")
-        )
+        won_stage, lost_stage = _stages(integ)
+        # A subscription set to cancel at the period end is a lost deal already: pushing "won" would
+        # undo the rep's closed-lost (its echo would remove the scheduled cancel).
+        ending = sub.status == "canceled" or sub.cancel_at_period_end
         deal = CrmDeal(
             external_id=deal_map.external_id if deal_map else None,
             name=f"{customer.name} – {plan.name if plan else 'subscription'}",
             company_external_id=None,
-            stage=lost_stage if sub.status == "canceled" else won_stage,
-            won=sub.status != "canceled",
+            stage=lost_stage if ending else won_stage,
+            won=not ending,
+            closed=True,
             plan_code=plan.code if plan else None,
             amount=Decimal(_major(mrr_minor * 12, sub.currency)),
             currency=sub.currency,
@@ -676,6 +694,20 @@ def _push_subscription(
         customer_id = customer.id
     # The company first (idempotent), so the deal is associated with it.
     company_id = connector.upsert_company(company)
+    if deleted:
+        assert deal.external_id is not None
+        with sessions() as s:
+            entity_mappings.link(
+                _ctx(s, integ, clock),
+                object_type="customer",
+                object_id=customer_id,
+                system=integ.system,
+                external_id=company_id,
+            )
+            skipped = {"skipped": "deleted_in_crm", "external_id": deal.external_id}
+            _finish(s, job.id, clock.now(), {**skipped, "company_external_id": company_id})
+            s.commit()
+        return skipped
     deal_id = connector.upsert_deal(
         CrmDeal(
             **{**{f: getattr(deal, f) for f in deal.__dataclass_fields__}, "company_external_id": company_id}
@@ -744,6 +776,8 @@ def _inbound_change(
     sessions: sessionmaker[Session], integ: Integration, connector: CrmConnector, job: _Job, clock: Clock
 ) -> dict[str, Any]:
     assert job.object_id is not None
+    if job.payload.get("change") == "deleted":
+        return _deal_deleted(sessions, integ, connector, job, clock)
     deal = connector.get_deal(job.object_id)
     company: CrmCompany | None = None
     with sessions() as s:
@@ -761,6 +795,66 @@ def _inbound_change(
     with sessions() as s:
         ctx = _ctx(s, integ, clock)
         result = apply_deal(ctx, integ, deal, company=company)
+        _finish(s, job.id, clock.now(), result)
+        s.commit()
+    return result
+
+
+def _deal_deleted(
+    sessions: sessionmaker[Session], integ: Integration, connector: CrmConnector, job: _Job, clock: Clock
+) -> dict[str, Any]:
+    """A deal deleted in the CRM: billing goes on. The deal is read again (a restored deal is no news);
+    when it is gone, the subscription's mapping is marked ``deleted_in_crm_at`` (pushes skip it,
+    reconciliation leaves it to the alert) and a ``crm_object_deleted`` alert asks a human to decide."""
+    assert job.object_id is not None
+    gone = crm_reconciliation.fetch(connector, "subscription", job.object_id) is None
+    with sessions() as s:
+        ctx = _ctx(s, integ, clock)
+        mapping = s.scalar(
+            select(EntityMapping).where(
+                EntityMapping.org_id == integ.org_id,
+                EntityMapping.system == integ.system,
+                EntityMapping.external_type == EXTERNAL_TYPES[integ.system]["subscription"],
+                EntityMapping.external_id == job.object_id,
+            )
+        )
+        if mapping is None or not gone:
+            result = {"action": "none", "reason": "deal not mapped" if mapping is None else "deal exists"}
+        else:
+            now = ctx.now()
+            entity_mappings.update_mapping(
+                ctx,
+                mapping.id,
+                changes={
+                    "metadata": {
+                        **mapping.metadata_,
+                        "deleted_in_crm_at": now.isoformat(),
+                        "deleted_event": job.payload.get("event_id"),
+                    }
+                },
+            )
+            raise_alert(
+                s,
+                org_id=integ.org_id,
+                type="crm_object_deleted",
+                severity="error",
+                message=(
+                    f"{integ.system} {EXTERNAL_TYPES[integ.system]['subscription']} {job.object_id} of "
+                    f"subscription {mapping.object_id} was deleted in the CRM; the subscription still "
+                    "bills. Cancel it in Revflow if that was meant, or delete the mapping to push a new deal."
+                ),
+                dedupe_key=f"crm_object_deleted:{integ.id}:{job.object_id}",
+                now=now,
+                object_type="subscription",
+                object_id=mapping.object_id,
+                details={
+                    "system": integ.system,
+                    "integration": integ.id,
+                    "external_id": job.object_id,
+                    "mapping": mapping.id,
+                },
+            )
+            result = {"action": "deletion_recorded", "subscription": mapping.object_id}
         _finish(s, job.id, clock.now(), result)
         s.commit()
     return result
@@ -875,7 +969,7 @@ def apply_deal(ctx: Ctx, integ: Integration, deal: CrmDeal, *, company: CrmCompa
                 external_type=EXTERNAL_TYPES[integ.system]["subscription"],
             )
     if sub_id is not None:
-        return _apply_plan_change(ctx, integ, deal, sub_id)
+        return _apply_mapped_deal(ctx, integ, deal, sub_id)
     if not deal.won or not deal.plan_code:
         return {"action": "none", "reason": "deal not won with a plan"}
     plan = _plan_by_code(ctx, deal.plan_code)
@@ -922,8 +1016,66 @@ def apply_deal(ctx: Ctx, integ: Integration, deal: CrmDeal, *, company: CrmCompa
     }
 
 
-def _apply_plan_change(ctx: Ctx, integ: Integration, deal: CrmDeal, sub_id: str) -> dict[str, Any]:
+def _stages(integ: Integration) -> tuple[str, str]:
+    """The integration's won and lost stages (settings ``won_stage`` / ``lost_stage``, else the vendor's
+    default pipeline's)."""
+    hubspot = integ.system == "hubspot"
+    won = integ.settings.get("won_stage") or ("closedwon" if hubspot else "Closed Won")
+    lost = integ.settings.get("lost_stage") or ("closedlost" if hubspot else "Closed Lost")
+    return str(won), str(lost)
+
+
+def _outcome(integ: Integration, deal: CrmDeal, sub_id: str) -> str:
+    """``won`` or ``lost`` for the deal of a billed subscription; any other stage is refused."""
+    won_stage, lost_stage = _stages(integ)
+    if deal.won or deal.stage == won_stage:
+        return "won"
+    if deal.closed or deal.stage == lost_stage:
+        return "lost"
+    raise SyncDataError(
+        f"deal {deal.external_id} of subscription {sub_id} is in stage {deal.stage!r}, neither won nor "
+        "lost: Revflow changes a billed subscription only from a won or lost stage",
+        code="unknown_stage",
+    )
+
+
+def _apply_mapped_deal(ctx: Ctx, integ: Integration, deal: CrmDeal, sub_id: str) -> dict[str, Any]:
+    """The deal of an existing subscription: closed-lost cancels at the period end; won again before that
+    end removes the scheduled cancel; a won deal's plan property changes the plan. Everything is
+    checked before anything changes (the caller's transaction rolls back on an error anyway)."""
     sub = ctx.get(Subscription, sub_id, for_update=True, label="subscription")
+    outcome = _outcome(integ, deal, sub.id)
+    ended = sub.status in ("canceled", "incomplete_expired") or sub.ended_at is not None
+    if outcome == "lost":
+        if ended or sub.cancel_at_period_end:
+            return {"action": "none", "reason": "already canceled or set to cancel", "subscription": sub.id}
+        subscriptions.cancel_subscription(ctx, sub.id, at="period_end")
+        assert sub.cancel_at is not None
+        return {"action": "cancel_scheduled", "subscription": sub.id, "cancel_at": sub.cancel_at.isoformat()}
+    if ended:
+        if deal.plan_code is None or _plan_unchanged(ctx, sub, deal.plan_code):
+            return {"action": "none", "reason": "subscription ended", "subscription": sub.id}
+        raise SyncDataError(
+            f"deal {deal.external_id} is won again but subscription {sub.id} has ended: a new deal "
+            "starts a new subscription",
+            code="subscription_ended",
+        )
+    if not sub.cancel_at_period_end:
+        return _apply_plan_change(ctx, integ, deal, sub)
+    if deal.plan_code and not _plan_unchanged(ctx, sub, deal.plan_code):  # check before reactivating
+        _plan_by_code(ctx, deal.plan_code)
+        _check_currency(deal, sub.currency)
+    subscriptions.reactivate_subscription(ctx, sub.id)
+    result = _apply_plan_change(ctx, integ, deal, sub)
+    return {**result, "action": "cancel_removed", "plan_action": result["action"]}
+
+
+def _plan_unchanged(ctx: Ctx, sub: Subscription, code: str) -> bool:
+    current = ctx.session.get(Plan, sub.plan_id) if sub.plan_id else None
+    return current is not None and current.code.lower() == code.strip().lower()
+
+
+def _apply_plan_change(ctx: Ctx, integ: Integration, deal: CrmDeal, sub: Subscription) -> dict[str, Any]:
     current = ctx.session.get(Plan, sub.plan_id) if sub.plan_id else None
     if not deal.plan_code or (current is not None and current.code.lower() == deal.plan_code.strip().lower()):
         return {"action": "none", "reason": "plan unchanged", "subscription": sub.id}

@@ -39,13 +39,20 @@ _PUSH_CUSTOMER = (
     "customer.created / customer.updated events (outbox) → `push_customer` job: upsert with billing fields"
 )
 _PUSH_SUB = (
-    "subscription.* and invoice.* events (outbox) → `push_subscription` job: upsert with plan, MRR, status, "
-    "next renewal, payment status, overdue balance; linked to its company/account"
+    "subscription.* and invoice.* events (outbox: finalized, paid, voided, ...) → `push_subscription` job: "
+    "upsert with plan, MRR, status, next renewal, payment status, overdue balance and the latest finalized "
+    "invoice (number, total, status); a subscription set to cancel is pushed closed-lost; linked to its "
+    "company/account; a deal deleted in the CRM is not recreated"
 )
 _RECONCILE = (
     "every `reconcile_interval_hours` (default 24): every mapped customer and subscription compared on "
-    "name, plan, MRR, status, payment status, overdue balance; each mismatch a `crm_discrepancy` alert "
-    "with both values"
+    "name, plan, MRR, status, payment status, overdue balance, latest invoice number, total and status; "
+    "each mismatch a `crm_discrepancy` alert with both values, resolved when it goes away"
+)
+_LIFECYCLE = (
+    "closed-won with a plan creates the subscription (and the customer), a plan change changes it, "
+    "closed-lost cancels it at the period end, won again before that end removes the cancel; "
+    "a billed deal in an open stage or with data that does not map fails the job (`sync_failed`)"
 )
 
 CATALOG: dict[str, tuple[Flow, ...]] = {
@@ -57,9 +64,9 @@ CATALOG: dict[str, tuple[Flow, ...]] = {
             "deal",
             "inbound",
             "real-time",
-            "HubSpot webhook (v3 signature) on `revflow_plan` / `dealstage` / deal creation → "
-            "`inbound_change` job: closed-won with a plan creates the subscription (and the customer), "
-            "a plan change changes it",
+            "HubSpot webhook (v3 signature) on `revflow_plan` / `dealstage` / deal creation / deletion → "
+            f"`inbound_change` job: {_LIFECYCLE}; a deleted deal raises `crm_object_deleted` and "
+            "never cancels",
             ("inbound_change",),
         ),
         Flow(
@@ -82,8 +89,7 @@ CATALOG: dict[str, tuple[Flow, ...]] = {
             "inbound",
             "schedule",
             "every `poll_interval_seconds` (default 300): opportunities modified since the "
-            "`LastModifiedDate` cursor → `inbound_change` jobs: closed-won with a plan creates the "
-            "subscription, a plan change changes it",
+            f"`LastModifiedDate` cursor → `inbound_change` jobs: {_LIFECYCLE}",
             ("poll", "inbound_change"),
         ),
         Flow(
@@ -189,8 +195,10 @@ def render_markdown() -> str:
         "with its **owner** (set on the integration: `POST /v1/integrations` requires one), the **last",
         "success** and the **error rate** (last 7 days; recurring jobs since creation), computed from the",
         "sync job records. Failed jobs raise `sync_failed` alerts, a vendor budget under 10 % raises",
-        "`rate_limit_warning`, and reconciliation mismatches raise `crm_discrepancy` alerts",
-        "(`GET /v1/alerts`; counters and gauges on `/metrics`).",
+        "`rate_limit_warning`, reconciliation mismatches raise `crm_discrepancy` alerts and a deal",
+        "deleted in the CRM raises `crm_object_deleted` (`GET /v1/alerts`; counters and gauges on",
+        "`/metrics`). Payments and invoices are reconciled with the payment gateway separately",
+        "(`payment_discrepancy` alerts, docs/payments.md).",
         "",
     ]
     titles = {"hubspot": "HubSpot", "salesforce": "Salesforce"}

@@ -376,6 +376,7 @@ class CrmDeal:
     company_external_id: str | None = None
     stage: str | None = None  # the vendor's stage id, e.g. "closedwon" / "Closed Won"
     won: bool = False  # the stage counts as closed-won
+    closed: bool = False  # the stage is closed (won or lost); closed and not won is closed-lost
     plan_code: str | None = None  # Revflow plan code, from the deal's plan property
     amount: Decimal | None = None
     currency: str | None = None
@@ -384,7 +385,8 @@ class CrmDeal:
 
 
 #: Billing fields Revflow pushes to CRM companies and deals (Revflow's names; values are strings, amounts in
-#: major units with a "." decimal separator, dates ISO 8601).
+#: major units with a "." decimal separator, dates ISO 8601). ``last_invoice_*`` describe the latest
+#: finalized invoice of the subscription: its number, total and status (open, paid, void, uncollectible).
 BILLING_FIELDS = (
     "revflow_id",
     "plan",
@@ -394,6 +396,9 @@ BILLING_FIELDS = (
     "next_renewal",
     "payment_status",
     "overdue_balance",
+    "last_invoice_number",
+    "last_invoice_total",
+    "last_invoice_status",
 )
 
 

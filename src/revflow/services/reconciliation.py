@@ -4,6 +4,11 @@ Each discrepancy becomes an alert (deduplicated by kind and gateway reference, s
 rather than repeats it): ``missing_in_revflow`` (the gateway took money Revflow has no record of),
 ``missing_at_gateway``, ``amount_mismatch``, ``status_mismatch`` and ``refund_mismatch``.
 
+Per invoice paid through the gateway, ``invoice_total_mismatch`` compares what the invoice says it was paid
+through the gateway with what the gateway shows for the invoice's payments (succeeded amounts minus
+refunds), so an invoice whose ``amount_paid`` / status drifted from its payments is found even when every
+payment agrees (ADR 0036).
+
 A payment Revflow still has ``processing`` that the gateway lists as settled (``succeeded`` / ``failed``)
 is an ACH settlement whose webhook is still on its way, not a mismatch: reconciliation asks the gateway
 again (``retrieve_charge``, the list may be stale) and applies the confirmed outcome exactly as the webhook
@@ -25,7 +30,7 @@ from sqlalchemy.orm import Session
 from revflow.services import payments
 from revflow.services.alerts import raise_alert
 from revflow.services.ports import GatewayError, GatewayPayment, PaymentGateway
-from revflow.storage.models import Alert, Organization, Payment
+from revflow.storage.models import Alert, CustomerBalanceTransaction, Invoice, Organization, Payment
 from revflow.storage.payment_models import Refund
 
 __all__ = ["Discrepancy", "ReconciliationReport", "reconcile"]
@@ -169,18 +174,22 @@ def reconcile(
                         {"amount": p.amount, "status": p.status},
                     )
                 )
+        report.discrepancies += _invoice_discrepancies(session, gateway.name, theirs, ours)
         for d in report.discrepancies:
             raise_alert(
                 session,
                 org_id=d.org_id,
                 type="payment_discrepancy",
-                message=f"Payment reconciliation: {d.kind.replace('_', ' ')} for {d.gateway_ref}",
+                message=f"Payment reconciliation: {d.kind.replace('_', ' ')} for {d.gateway_ref}"
+                + (f" (invoice {d.details['invoice_id']})" if "invoice_id" in d.details else ""),
                 dedupe_key=f"payment_recon:{d.kind}:{d.gateway_ref}",
                 now=now,
-                object_type="payment" if d.payment_id else None,
-                object_id=d.payment_id,
+                object_type="invoice" if "invoice_id" in d.details else "payment" if d.payment_id else None,
+                object_id=d.details.get("invoice_id") or d.payment_id,
                 details={"kind": d.kind, "gateway": gateway.name, "gateway_ref": d.gateway_ref, **d.details},
-                severity="critical" if d.kind in ("missing_in_revflow", "amount_mismatch") else "warning",
+                severity="critical"
+                if d.kind in ("missing_in_revflow", "amount_mismatch", "invoice_total_mismatch")
+                else "warning",
             )
         report.resolved = _resolve_cleared(session, gateway.name, report, compared, now=now)
         session.commit()
@@ -189,6 +198,89 @@ def reconcile(
     if report.resolved:
         log.info("payment_discrepancies_resolved", count=len(report.resolved))
     return report
+
+
+#: Invoices compared per query (keeps IN lists well under the databases' parameter limits).
+_CHUNK = 500
+
+
+def _invoice_discrepancies(
+    session: Session, gateway: str, theirs: dict[str, GatewayPayment], ours: list[Payment]
+) -> list[Discrepancy]:
+    """``invoice_total_mismatch`` for each invoice whose gateway payments are all in ``theirs`` and settled
+    on both sides, when the part of ``amount_paid`` that came through the gateway differs from the
+    gateway's net (succeeded amounts minus refunds).
+
+    Revflow's side is ``amount_paid`` plus what its payments overpaid (kept as customer balance), minus
+    payments recorded outside the gateway, minus refunds that became credit notes (refunding a paid
+    invoice leaves ``amount_paid`` as it was; refunding a partly paid one lowers it). Disputed invoices
+    follow the dispute's lifecycle instead (ADR 0035) and are left out."""
+    invoice_ids = sorted({p.invoice_id for p in ours if p.gateway_ref in theirs})
+    out: list[Discrepancy] = []
+    for i in range(0, len(invoice_ids), _CHUNK):
+        chunk = invoice_ids[i : i + _CHUNK]
+        pays: dict[str, list[Payment]] = {}
+        for p in session.scalars(select(Payment).where(Payment.invoice_id.in_(chunk))):
+            pays.setdefault(p.invoice_id, []).append(p)
+        overpaid = _sums(
+            session,
+            select(CustomerBalanceTransaction.invoice_id, func.sum(CustomerBalanceTransaction.amount))
+            .where(
+                CustomerBalanceTransaction.invoice_id.in_(chunk),
+                CustomerBalanceTransaction.type == "overpayment",
+            )
+            .group_by(CustomerBalanceTransaction.invoice_id),
+        )
+        credited = _sums(
+            session,
+            select(Refund.invoice_id, func.sum(Refund.amount))
+            .where(
+                Refund.invoice_id.in_(chunk), Refund.status != "failed", Refund.credit_note_id.is_not(None)
+            )
+            .group_by(Refund.invoice_id),
+        )
+        for inv in session.scalars(select(Invoice).where(Invoice.id.in_(chunk)).order_by(Invoice.id)):
+            if inv.dispute_status is not None:
+                continue
+            mine = pays.get(inv.id, [])
+            at_gateway = [p for p in mine if p.gateway == gateway and p.gateway_ref is not None]
+            if any(
+                p.gateway_ref not in theirs or p.status in _IN_FLIGHT or p.status == "processing"
+                for p in at_gateway
+            ):
+                continue  # outside this run's window, or not settled yet: compared on a later run
+            net = sum(
+                theirs[str(p.gateway_ref)].amount - theirs[str(p.gateway_ref)].amount_refunded
+                for p in at_gateway
+                if theirs[str(p.gateway_ref)].status == "succeeded"
+            )
+            elsewhere = sum(p.amount for p in mine if p.gateway != gateway and p.status == "succeeded")
+            revflow = inv.amount_paid + overpaid.get(inv.id, 0) - elsewhere - credited.get(inv.id, 0)
+            if revflow == net:
+                continue
+            first = min(at_gateway, key=lambda p: (p.created_at, p.id))
+            out.append(
+                Discrepancy(
+                    "invoice_total_mismatch",
+                    inv.org_id,
+                    str(first.gateway_ref),
+                    None,
+                    {
+                        "invoice_id": inv.id,
+                        "revflow": revflow,
+                        "at_gateway": net,
+                        "invoice_status": inv.status,
+                        "amount_paid": inv.amount_paid,
+                        "currency": inv.currency,
+                    },
+                )
+            )
+    return out
+
+
+def _sums(session: Session, stmt: Any) -> dict[str, int]:
+    """``{key: sum}`` of a two-column grouped select."""
+    return {str(k): int(v or 0) for k, v in session.execute(stmt).all() if k is not None}
 
 
 def _resolve_cleared(

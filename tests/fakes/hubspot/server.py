@@ -57,8 +57,10 @@ WebhookHandler = Callable[[bytes, dict[str, str]], int]
 #: HubSpot's published webhook event types the fake emits (https://developers.hubspot.com/docs/api/webhooks).
 SUBSCRIPTION_TYPES = (
     "company.creation",
+    "company.deletion",
     "company.propertyChange",
     "deal.creation",
+    "deal.deletion",
     "deal.propertyChange",
 )
 _URI_DECODED = {
@@ -282,6 +284,13 @@ class FakeHubSpot:
             self._emit()
             return self.state.render(obj, all_set=True)
 
+    def delete(self, object_type: str, object_id: str) -> None:
+        """Delete (archive) a company or deal as a HubSpot user would: reads answer 404 from now on, and a
+        ``*.deletion`` webhook is queued."""
+        with self.lock:
+            self.state.archive(self.state.lookup(object_type, object_id), source="CRM_UI")
+            self._emit()
+
     def inject_fault(
         self,
         kind: FaultKind,
@@ -355,8 +364,12 @@ class FakeHubSpot:
         for change in changes:
             for sub in self.subscriptions:
                 noun = "company" if change.object_type == "companies" else "deal"
-                if (change.created and sub.subscription_type == f"{noun}.creation") or (
+                if (
+                    (change.created and sub.subscription_type == f"{noun}.creation")
+                    or (change.deleted and sub.subscription_type == f"{noun}.deletion")
+                ) or (
                     not change.created
+                    and not change.deleted
                     and sub.subscription_type == f"{noun}.propertyChange"
                     and sub.property_name == change.property_name
                 ):
@@ -373,10 +386,14 @@ class FakeHubSpot:
             "subscriptionType": sub.subscription_type,
             "attemptNumber": 0,
             "objectId": int(change.object_id),
-            "changeFlag": "CREATED" if change.created else "PROPERTY_CHANGED",
+            "changeFlag": "CREATED"
+            if change.created
+            else "DELETED"
+            if change.deleted
+            else "PROPERTY_CHANGED",
             "changeSource": change.source,
         }
-        if not change.created:
+        if not change.created and not change.deleted:
             payload["propertyName"] = change.property_name
             payload["propertyValue"] = change.value
             payload["sourceId"] = "userId:1" if change.source == "CRM_UI" else f"{self.app_id}"
@@ -685,7 +702,8 @@ class FakeHubSpot:
                 return 200, st.render(obj, all_set=True)
             if len(parts) == 5 and method == "DELETE":
                 obj = st.lookup(kind, parts[4])
-                obj.archived = True
+                st.archive(obj, source="INTEGRATION")
+                self._emit()
                 return 204, None
         raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Unable to route {method} {path}")
 

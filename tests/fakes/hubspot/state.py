@@ -255,6 +255,7 @@ class PropertyChange:
     occurred_ms: int
     source: str  # HubSpot's changeSource: "CRM_UI", "INTEGRATION", "API", ...
     created: bool = False
+    deleted: bool = False
 
 
 class PortalState:
@@ -436,6 +437,13 @@ class PortalState:
         for name in changed:
             self.changes.append(PropertyChange(kind, obj.id, name, obj.properties.get(name, ""), now, source))
         return obj
+
+    def archive(self, obj: Stored, *, source: str) -> None:
+        """Delete an object (HubSpot archives it: reads answer 404, ``archived=true`` lists show it)."""
+        now = self.now_ms()
+        obj.archived = True
+        obj.updated_ms = now
+        self.changes.append(PropertyChange(obj.object_type, obj.id, "", "", now, source, deleted=True))
 
     def _derive(self, obj: Stored) -> None:
         if obj.object_type == "deals" and "dealstage" in obj.properties:

@@ -82,6 +82,9 @@ def _billing() -> list[Field]:
         Field("Revflow_Next_Renewal__c", "date"),
         Field("Revflow_Payment_Status__c", "string", length=40),
         Field("Revflow_Overdue_Balance__c", "currency"),
+        Field("Revflow_Last_Invoice_Number__c", "string", length=40),
+        Field("Revflow_Last_Invoice_Total__c", "currency"),
+        Field("Revflow_Last_Invoice_Status__c", "string", length=40),
     ]
 
 

@@ -115,6 +115,22 @@ class TestInbound:
     def test_deal_won(self, props: dict[str, str], won: bool) -> None:
         assert deal_from_hubspot("7", props).won is won
 
+    @pytest.mark.parametrize(
+        ("props", "won_closed"),
+        [
+            ({"dealstage": "closedwon"}, (True, True)),
+            ({"dealstage": "closedlost"}, (False, True)),
+            ({"dealstage": "custom_lost_stage", "hs_is_closed": "true"}, (False, True)),
+            ({"dealstage": "contractsent", "hs_is_closed": "false"}, (False, False)),
+        ],
+    )
+    def test_deal_closed_lost_is_closed_and_not_won(
+        self, props: dict[str, str], won_closed: tuple[bool, bool]
+    ) -> None:
+        deal = deal_from_hubspot("7", props)
+
+        assert (deal.won, deal.closed) == won_closed
+
     def test_deal_fields(self) -> None:
         deal = deal_from_hubspot(
             "7",

@@ -45,6 +45,9 @@ class TestOutbound:
                 "next_renewal": "2026-04-01T00:00:00+00:00",
                 "payment_status": "paid",
                 "overdue_balance": "0.00",
+                "last_invoice_number": "ACME-0007",
+                "last_invoice_total": "1234.50",
+                "last_invoice_status": "paid",
             },
         )
 
@@ -62,6 +65,9 @@ class TestOutbound:
             "Revflow_Next_Renewal__c": "2026-04-01",
             "Revflow_Payment_Status__c": "paid",
             "Revflow_Overdue_Balance__c": Decimal("0.00"),
+            "Revflow_Last_Invoice_Number__c": "ACME-0007",
+            "Revflow_Last_Invoice_Total__c": Decimal("1234.50"),
+            "Revflow_Last_Invoice_Status__c": "paid",
         }
 
     def test_blank_values_clear_fields_and_single_currency_orgs_get_no_currency(self) -> None:
@@ -154,6 +160,22 @@ class TestInbound:
             Decimal("1198.8"),
         )
         assert deal.properties == {"plan": "pro", "currency": "EUR"}
+
+    @pytest.mark.parametrize(
+        ("record", "won_closed"),
+        [
+            ({"StageName": "Lost to rival", "IsClosed": True, "IsWon": False}, (False, True)),
+            ({"StageName": "Closed Lost"}, (False, True)),
+            ({"StageName": "Closed Won"}, (True, True)),
+            ({"StageName": "Negotiation/Review", "IsClosed": False, "IsWon": False}, (False, False)),
+        ],
+    )
+    def test_opportunity_closed_comes_from_is_closed(
+        self, record: dict[str, object], won_closed: tuple[bool, bool]
+    ) -> None:
+        deal = deal_from_record({"Id": "0068d00000000G9AAI", **record})
+
+        assert (deal.won, deal.closed) == won_closed
 
     def test_datetimes(self) -> None:
         paris = timezone(timedelta(hours=1))

@@ -6,6 +6,7 @@ from typing import Final
 
 __all__ = [
     "API_BASE",
+    "CLOSED_STAGES",
     "COMPANY_PROPERTIES",
     "DEAL_PROPERTIES",
     "DEAL_TO_COMPANY_DEFAULT",
@@ -33,6 +34,9 @@ FIELD_PROPERTIES: Final[dict[str, str]] = {
     "next_renewal": "revflow_next_renewal",
     "payment_status": "revflow_payment_status",
     "overdue_balance": "revflow_overdue_balance",
+    "last_invoice_number": "revflow_last_invoice_number",
+    "last_invoice_total": "revflow_last_invoice_total",
+    "last_invoice_status": "revflow_last_invoice_status",
 }
 
 #: Standard properties the connector reads.
@@ -44,11 +48,14 @@ DEAL_PROPERTIES: Final = (
     "amount",
     "deal_currency_code",
     "hs_is_closed_won",
+    "hs_is_closed",
     "hs_lastmodifieddate",
 )
 
 #: Deal stages (internal ids) that count as closed-won; ``hs_is_closed_won`` covers custom pipelines.
 WON_STAGES: Final = frozenset({"closedwon"})
+#: The default pipeline's closed stages; ``hs_is_closed`` covers custom pipelines.
+CLOSED_STAGES: Final = frozenset({"closedwon", "closedlost"})
 
 #: HUBSPOT_DEFINED association types "deal to company": unlabeled (the default association Revflow creates),
 #: and "Primary" (the company a deal is shown under).

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from revflow.adapters.crm.hubspot.consts import FIELD_PROPERTIES, WON_STAGES
+from revflow.adapters.crm.hubspot.consts import CLOSED_STAGES, FIELD_PROPERTIES, WON_STAGES
 from revflow.services.ports import BILLING_FIELDS, CrmCompany, CrmDeal
 
 __all__ = [
@@ -47,6 +47,24 @@ _DEFINITIONS: dict[str, tuple[str, str, str, str]] = {
     "next_renewal": ("date", "date", "Revflow next renewal", "Date of the next renewal (UTC)."),
     "payment_status": ("string", "text", "Revflow payment status", "Latest payment status in Revflow."),
     "overdue_balance": ("number", "number", "Revflow overdue balance", "Overdue balance, in major units."),
+    "last_invoice_number": (
+        "string",
+        "text",
+        "Revflow last invoice",
+        "Number of the latest finalized invoice of the subscription.",
+    ),
+    "last_invoice_total": (
+        "number",
+        "number",
+        "Revflow last invoice total",
+        "Total of the latest finalized invoice, in major units of the currency.",
+    ),
+    "last_invoice_status": (
+        "string",
+        "text",
+        "Revflow last invoice status",
+        "Status of the latest finalized invoice (open, paid, void, uncollectible).",
+    ),
 }
 
 
@@ -149,12 +167,14 @@ def deal_from_hubspot(
     except InvalidOperation as exc:
         raise ValueError(f"deal {object_id} has a non-numeric amount {raw_amount!r}") from exc
     fields = _revflow_fields(properties)
+    won = stage in WON_STAGES or properties.get("hs_is_closed_won") == "true"
     return CrmDeal(
         external_id=object_id,
         name=properties.get("dealname") or "",
         company_external_id=company_id,
         stage=stage,
-        won=stage in WON_STAGES or properties.get("hs_is_closed_won") == "true",
+        won=won,
+        closed=won or stage in CLOSED_STAGES or properties.get("hs_is_closed") == "true",
         plan_code=fields.get("plan"),
         amount=amount,
         currency=(properties.get("deal_currency_code") or None),

@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_SETTLE_SECONDS",
     "DEFAULT_STAGE",
     "EXTERNAL_ID_FIELD",
+    "LOST_STAGE",
     "NUMBER_PROPERTIES",
     "OPPORTUNITY",
     "OPPORTUNITY_FIELDS",
@@ -45,14 +46,19 @@ BILLING_FIELD_MAP: Final[dict[str, str]] = {
     "next_renewal": "Revflow_Next_Renewal__c",
     "payment_status": "Revflow_Payment_Status__c",
     "overdue_balance": "Revflow_Overdue_Balance__c",
+    "last_invoice_number": "Revflow_Last_Invoice_Number__c",
+    "last_invoice_total": "Revflow_Last_Invoice_Total__c",
+    "last_invoice_status": "Revflow_Last_Invoice_Status__c",
 }
 #: Properties sent as Salesforce Currency fields (decimal strings, major units).
-NUMBER_PROPERTIES: Final = frozenset({"mrr", "overdue_balance"})
+NUMBER_PROPERTIES: Final = frozenset({"mrr", "overdue_balance", "last_invoice_total"})
 #: Properties sent as Salesforce Date fields (ISO ``YYYY-MM-DD``).
 DATE_PROPERTIES: Final = frozenset({"next_renewal"})
 
-#: The default sales process's won stage, and the stage a new opportunity gets when Revflow names none.
+#: The default sales process's won and lost stages, and the stage a new opportunity gets when Revflow names
+#: none.
 WON_STAGE: Final = "Closed Won"
+LOST_STAGE: Final = "Closed Lost"
 DEFAULT_STAGE: Final = "Prospecting"
 
 #: Fields read back (get and polling). ``CurrencyIsoCode`` is dropped for single-currency orgs.
@@ -62,6 +68,7 @@ OPPORTUNITY_FIELDS: Final = (
     "Name",
     "AccountId",
     "StageName",
+    "IsClosed",
     "IsWon",
     "Amount",
     "CloseDate",

@@ -16,6 +16,7 @@ from revflow.adapters.crm.salesforce.consts import (
     BILLING_FIELD_MAP,
     DATE_PROPERTIES,
     DEFAULT_STAGE,
+    LOST_STAGE,
     NUMBER_PROPERTIES,
     WON_STAGE,
 )
@@ -159,18 +160,22 @@ def company_from_record(record: Obj) -> CrmCompany:
 
 
 def deal_from_record(record: Obj) -> CrmDeal:
-    """An Opportunity record as a CrmDeal. ``won`` is Salesforce's own ``IsWon`` (any stage the org marks
-    Closed/Won), falling back to the default won stage's name when IsWon was not selected."""
+    """An Opportunity record as a CrmDeal. ``won`` and ``closed`` are Salesforce's own ``IsWon`` and
+    ``IsClosed`` (any stage the org marks Closed/Won or Closed), falling back to the default won and lost
+    stages' names when they were not selected."""
     modified = record.get("LastModifiedDate")
     amount = record.get("Amount")
     is_won = record.get("IsWon")
+    is_closed = record.get("IsClosed")
     stage = record.get("StageName")
+    won = bool(is_won) if is_won is not None else stage == WON_STAGE
     return CrmDeal(
         external_id=str(record["Id"]),
         name=str(record.get("Name") or ""),
         company_external_id=record.get("AccountId"),
         stage=stage,
-        won=bool(is_won) if is_won is not None else stage == WON_STAGE,
+        won=won,
+        closed=bool(is_closed) if is_closed is not None else won or stage == LOST_STAGE,
         plan_code=record.get(BILLING_FIELD_MAP["plan"]),
         amount=Decimal(str(amount)) if amount is not None else None,
         currency=record.get("CurrencyIsoCode"),
