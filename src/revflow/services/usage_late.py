@@ -28,6 +28,7 @@ from revflow.services.context import Ctx
 from revflow.services.usage_live import customer_now
 from revflow.services.usage_source import owner_at
 from revflow.services.usage_thresholds import check_thresholds
+from revflow.storage.bulk import among
 from revflow.storage.models import Customer, InvoiceLineItem, Price, Subscription, SubscriptionItem
 from revflow.storage.usage_models import UsageLateEvent
 
@@ -57,7 +58,7 @@ def after_ingest(ctx: Ctx, events: Sequence[Any]) -> dict[str, str]:
         s.id: s
         for s in ctx.session.scalars(
             select(Subscription)
-            .where(Subscription.org_id == ctx.org_id, Subscription.customer_id.in_(customers))
+            .where(Subscription.org_id == ctx.org_id, among(ctx.session, Subscription.customer_id, customers))
             .options(lazyload(Subscription.items))
         )
     }
@@ -130,7 +131,7 @@ def _bill_in_advance(ctx: Ctx, customers: set[str], subs: dict[str, Subscription
         .join(Subscription, Subscription.id == SubscriptionItem.subscription_id)
         .where(
             Subscription.org_id == ctx.org_id,
-            Subscription.customer_id.in_(customers),
+            among(ctx.session, Subscription.customer_id, customers),
             Subscription.next_billing_at.is_not(None),
             Price.metric_code.is_not(None),
             Price.billing_timing == "in_advance",

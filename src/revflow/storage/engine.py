@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from revflow.storage.types import exact_json
+
 __all__ = ["alembic_config", "make_engine", "make_session_factory", "migrate", "normalize_url"]
 
 
@@ -30,6 +32,7 @@ def make_engine(url: str, *, foreign_keys: bool = True, **kwargs: Any) -> Engine
     SQLite's batch mode rebuilds tables, which enforced foreign keys would refuse.
     """
     url = normalize_url(url)
+    kwargs.setdefault("json_serializer", _json_text)  # exact Decimals, as numbers
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None}, **kwargs
@@ -54,6 +57,10 @@ def make_engine(url: str, *, foreign_keys: bool = True, **kwargs: Any) -> Engine
         kwargs.setdefault("max_overflow", 20)
         kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def _json_text(value: Any) -> str:
+    return exact_json(value).decode()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -53,8 +53,8 @@ class BadJson(InvalidInput):
 
 def _body(raw: bytes) -> Any:
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        return usage_ingest.decode_json(raw)
+    except ValueError:
         raise BadJson("The request body is not valid JSON.") from None
 
 
