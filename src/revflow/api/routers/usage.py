@@ -81,7 +81,9 @@ def get_metric(metric_id: str, ctx: CtxDep) -> BillableMetricView:
 
 
 def _ingest_one(ctx: Ctx, raw: bytes) -> Response:
-    event = _body(raw)
+    event = usage_ingest.decode_event(raw)
+    if event is None:
+        event = _body(raw)
     [outcome] = usage_ingest.ingest(ctx, [event])
     if outcome.status == "rejected":
         raise InvalidInput(outcome.message or "rejected", code=outcome.code)
@@ -102,14 +104,17 @@ async def create_event(request: Request, ctx: CtxDep) -> Response:
 
 
 def _ingest_batch(ctx: Ctx, raw: bytes) -> Response:
-    body = _body(raw)
-    events = body.get("events") if isinstance(body, dict) else None
-    if not isinstance(events, list) or set(body) != {"events"}:
-        raise InvalidInput('The body must be {"events": [...]}.', code="invalid_batch")
-    if not 1 <= len(events) <= usage_ingest.MAX_BATCH:
-        raise InvalidInput(
-            f"A batch holds 1 to {usage_ingest.MAX_BATCH} events, got {len(events)}.", code="batch_too_large"
-        )
+    events = usage_ingest.decode_batch(raw)
+    if events is None:  # some event (or the body) is not well-formed: find out what, event by event
+        body = _body(raw)
+        events = body.get("events") if isinstance(body, dict) else None
+        if not isinstance(events, list) or set(body) != {"events"}:
+            raise InvalidInput('The body must be {"events": [...]}.', code="invalid_batch")
+        if not 1 <= len(events) <= usage_ingest.MAX_BATCH:
+            raise InvalidInput(
+                f"A batch holds 1 to {usage_ingest.MAX_BATCH} events, got {len(events)}.",
+                code="batch_too_large",
+            )
     outcomes = usage_ingest.ingest(ctx, events)
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for o in outcomes:
