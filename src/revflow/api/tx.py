@@ -49,7 +49,7 @@ def _slots(request: Request) -> asyncio.Semaphore:
     slots: asyncio.Semaphore | None = getattr(state, "tx_slots", None)
     if slots is None:
         pool = state.container.engine.pool
-        size = pool.size() + max(0, getattr(pool, "_max_overflow", 0)) if isinstance(pool, QueuePool) else 32
+        size = pool.size() if isinstance(pool, QueuePool) else 32  # the pool's kept connections
         slots = state.tx_slots = asyncio.Semaphore(max(1, min(size, 32)))
     return slots
 

@@ -1,4 +1,4 @@
-"""Group commit for single usage events (ADR 0036).
+"""Group commit for single usage events (ADR 0039).
 
 A ``POST /v1/usage_events`` without an Idempotency-Key does not open a transaction of its own for its
 event: it joins the events that concurrent requests of the same organization and API key are sending,

@@ -540,7 +540,7 @@ SELECT input.tx FROM input LEFT JOIN k ON k.transaction_id = input.tx WHERE k.tr
 #: Keys written with ON CONFLICT DO NOTHING: the duplicates are skipped (the answer lists them).
 _PG_INSERT: Final = _PG_INSERT_TEMPLATE.replace("{on_conflict}", "ON CONFLICT DO NOTHING")
 #: Keys written with a plain INSERT, about a quarter cheaper for PostgreSQL (one index descent per key
-#: instead of a speculative insertion); a duplicate fails the statement (ADR 0036).
+#: instead of a speculative insertion); a duplicate fails the statement (ADR 0039).
 _PG_INSERT_NEW: Final = _PG_INSERT_TEMPLATE.replace("{on_conflict}", "")
 _KEY_CONSTRAINT: Final = "pk_usage_event_keys"
 

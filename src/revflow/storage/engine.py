@@ -53,8 +53,11 @@ def make_engine(url: str, *, foreign_keys: bool = True, **kwargs: Any) -> Engine
 
         return engine
     if "poolclass" not in kwargs:
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 20)
+        # Requests in a transaction are capped at the pool's size (api/tx.py), so that their connections
+        # stay open between requests: an overflow connection is closed when it is returned, and opening
+        # one costs a PostgreSQL backend start. The overflow serves the worker and group commits.
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 10)
         kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
 

@@ -121,7 +121,7 @@ async def create_event(request: Request, ctx: CtxDep) -> Response:
         return await run_in_threadpool(_ingest_one, ctx, raw)
     event = _event(raw)
     # The request's own transaction (authentication) ends here, so that its pooled connection is free
-    # while the event is stored with the concurrent ones (group commit, ADR 0036).
+    # while the event is stored with the concurrent ones (group commit, ADR 0039).
     await run_in_threadpool(ctx.session.commit)
     return _answer(await _groups(request).submit(ctx, event))
 
