@@ -456,6 +456,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=10_000_000)
     parser.add_argument("--seed-customer", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument(
+        "--timestamps",
+        choices=("live", "spread"),
+        default="live",
+        help="live: events of the last 10 minutes (a sustained stream; few rollup hours per batch); "
+        "spread: over the month so far (a backfill; about one rollup hour per event)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database")
     args = parser.parse_args()
 
@@ -507,10 +514,11 @@ def main() -> None:
             f"database {name}; server: {args.workers} uvicorn worker(s); {os.cpu_count()} cores on this host"
         )
 
+        stamped_since = since if args.timestamps == "spread" else datetime.now(UTC) - timedelta(minutes=11)
         for run in range(1, args.repeat + 1):
             bodies = [
                 _request(port, key, "/v1/usage_events/batch", b)
-                for b in _bodies(customers, args.events, args.batch, since, f"http{run}")
+                for b in _bodies(customers, args.events, args.batch, stamped_since, f"http{run}")
             ]
             _load(port, bodies[:1], 1, 1, 200, True)  # open the pools' connections before measuring
             servers, pg0 = _children(server.pid), _cpu(_backends(dsn))
@@ -522,7 +530,7 @@ def main() -> None:
             print(
                 f"[run {run}] HTTP batch ingestion: {counts['accepted']:,} events in {wall:.2f} s = "
                 f"{http_rate:,.0f} events/s (batches of {args.batch}, {args.concurrency} in flight over "
-                f"{args.client_procs} client processes; rejected {counts['rejected']}; "
+                f"{args.client_procs} client processes; {args.timestamps} timestamps; rejected {counts['rejected']}; "
                 f"client CPU {cpu:.2f} s = {cpu / wall:.0%} of one core)"
             )
             print(
@@ -534,7 +542,7 @@ def main() -> None:
                 f"  resent {sum(dup.values()):,} events: {dup['duplicate']:,} duplicate, "
                 f"{dup['accepted']} accepted"
             )
-            copy_s, copy_cpu = _copy(dsn, org_id, customers, args.events, since, f"copy{run}")
+            copy_s, copy_cpu = _copy(dsn, org_id, customers, args.events, stamped_since, f"copy{run}")
             copy_rate = args.events / copy_s
             copy_ms = copy_cpu * 1e6 / args.events
             print(

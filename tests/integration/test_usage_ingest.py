@@ -7,9 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 
 from revflow.bootstrap import Container
+from revflow.services import usage_ingest
+from revflow.services.context import Actor, Ctx
 from revflow.storage.usage_models import UsageEvent, UsageEventKey, UsageRollup
 from tests.conftest import Tenant
 from tests.integration.live import live_server
@@ -191,6 +193,98 @@ class TestUnmatchedEvents:
                 s.scalar(select(func.sum(UsageRollup.total)).where(UsageRollup.org_id == tenant.org_id))
                 == 1_500_000
             )
+
+
+class TestExactValues:
+    """Non-integer JSON numbers are read as exact decimals, never as binary floats (a float cannot hold
+    123456789012.123456: it would count 123456789012.123459...)."""
+
+    def test_decimal_values_are_counted_and_stored_digit_for_digit(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        metric(tenant, "gb", "sum", property="gb")
+        cus = customer(tenant)
+        body = (
+            '{"events": ['
+            f'{{"transaction_id": "big", "customer_id": "{cus}", "metric_code": "gb", '
+            '"timestamp": "2024-06-01T10:00:00Z", "properties": {"gb": 123456789012.123456}},'
+            f'{{"transaction_id": "tenth", "customer_id": "{cus}", "metric_code": "gb", '
+            '"timestamp": "2024-06-01T10:00:00Z", "properties": {"gb": 0.1}},'
+            f'{{"transaction_id": "fifth", "customer_id": "{cus}", "metric_code": "gb", '
+            '"timestamp": "2024-06-01T10:00:00Z", "properties": {"gb": 2E-1}}]}'
+        )
+
+        r = tenant.post(
+            "/v1/usage_events/batch", content=body.encode(), headers={"Content-Type": "application/json"}
+        )
+
+        assert r.status_code == 200 and r.json()["accepted"] == 3, r.text
+        with container.sessions() as s:
+            values = dict(
+                s.execute(
+                    select(UsageEvent.transaction_id, UsageEvent.value).where(
+                        UsageEvent.org_id == tenant.org_id
+                    )
+                ).all()
+            )
+            stored = s.scalar(
+                select(cast(UsageEvent.properties, Text)).where(
+                    UsageEvent.org_id == tenant.org_id, UsageEvent.transaction_id == "big"
+                )
+            )
+            total = s.scalar(select(func.sum(UsageRollup.total)).where(UsageRollup.org_id == tenant.org_id))
+        assert values == {"big": 123_456_789_012_123_456, "tenth": 100_000, "fifth": 200_000}
+        assert total == 123_456_789_012_423_456
+        assert stored is not None and "123456789012.123456" in stored
+
+    def test_an_epoch_timestamp_with_a_fraction_is_exact_to_the_microsecond(self, tenant: Tenant) -> None:
+        metric(tenant, "calls")
+        cus = customer(tenant)
+        body = (
+            f'{{"transaction_id": "e1", "customer_id": "{cus}", "metric_code": "calls", '
+            '"timestamp": 1717243200.000001}'
+        )
+
+        r = tenant.post(
+            "/v1/usage_events", content=body.encode(), headers={"Content-Type": "application/json"}
+        )
+        listed = tenant.get("/v1/usage_events", params={"customer_id": cus}).json()["data"]
+
+        assert r.status_code == 201, r.text
+        assert listed[0]["timestamp"].startswith("2024-06-01T12:00:00.000001")
+
+    def test_an_unmatched_decimal_value_is_read_exactly_once_its_metric_exists(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        cus = customer(tenant)
+        body = (
+            f'{{"transaction_id": "late", "customer_id": "{cus}", "metric_code": "gb", '
+            '"timestamp": "2024-06-01T10:00:00Z", "properties": {"gb": 98765432109.876543}}'
+        )
+        tenant.post("/v1/usage_events", content=body.encode(), headers={"Content-Type": "application/json"})
+
+        metric(tenant, "gb", "sum", property="gb")
+
+        with container.sessions() as s:
+            value = s.scalar(select(UsageEvent.value).where(UsageEvent.org_id == tenant.org_id))
+        assert value == 98_765_432_109_876_543
+
+    def test_a_binary_float_from_a_python_caller_is_refused_not_rounded(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        metric(tenant, "gb", "sum", property="gb")
+        cus = customer(tenant)
+
+        with container.sessions() as s:
+            ctx = Ctx(session=s, org_id=tenant.org_id, actor=Actor("cli"), clock=container.clock)
+            [outcome] = usage_ingest.ingest(
+                ctx,
+                [{"transaction_id": "f", "customer_id": cus, "metric_code": "gb", "properties": {"gb": 0.1}}],
+            )
+            s.commit()
+
+        assert (outcome.status, outcome.code) == ("rejected", "invalid_value")
+        assert _count(container, UsageEvent, tenant.org_id) == 0
 
 
 class TestConcurrentRetries:

@@ -24,9 +24,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Digits, each optionally followed by one space or dash, 13 to 19 digits in all, not inside a longer number.
 _CANDIDATE = re.compile(rb"(?<![0-9])[0-9](?:[ \-]?[0-9]){12,18}(?![0-9])")
-# A stretch of 13+ digits, spaces and dashes starting with a digit: every candidate lies inside one, and a
-# JSON body has few, so the candidate pattern (slower: it is tried at every digit) runs only inside them.
-_RUN = re.compile(rb"[0-9][0-9 \-]{12,}")
+# Every candidate lies inside a stretch of 13+ digits, spaces and dashes, and a JSON body has few: the body is
+# mapped to 1 (digit, space, dash) and 0 (anything else) in one C-speed pass and searched for thirteen 1s,
+# so the candidate pattern (slow: it is tried at every digit) runs only inside such stretches.
+_MASK = bytes(49 if chr(b) in "0123456789 -" else 48 for b in range(256))
+_STRETCH = b"1" * 13
 _EXEMPT_PREFIXES = ("/v1/webhooks/",)
 
 
@@ -53,8 +55,12 @@ def contains_card_number(body: bytes) -> bool:
     >>> contains_card_number(b'{"amount": 4242424242424241}')
     False
     """
-    for run in _RUN.finditer(body):
-        for match in _CANDIDATE.finditer(body, run.start(), run.end()):
+    mask = body.translate(_MASK)
+    start = mask.find(_STRETCH)
+    while start != -1:
+        end = mask.find(b"0", start)
+        end = len(body) if end == -1 else end
+        for match in _CANDIDATE.finditer(body, start, end):
             raw = match.group().decode()
             digits = raw.replace(" ", "").replace("-", "")
             seps = {c for c in raw if not c.isdigit()}
@@ -62,6 +68,7 @@ def contains_card_number(body: bytes) -> bool:
                 continue
             if luhn_valid(digits):
                 return True
+        start = mask.find(_STRETCH, end)
     return False
 
 

@@ -14,11 +14,13 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from decimal import ROUND_FLOOR, Decimal
+from typing import Annotated, Any, Final
 
-import orjson
+import msgspec
 from sqlalchemy import case, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from revflow.domain.ids import new_id
@@ -31,7 +33,9 @@ from revflow.domain.usage import (
     to_micros,
 )
 from revflow.services.context import Ctx
+from revflow.storage.bulk import among
 from revflow.storage.models import Customer, CustomerExternalId, Subscription
+from revflow.storage.types import decode_json, exact_json
 from revflow.storage.usage_models import (
     BillableMetric,
     UsageEvent,
@@ -40,7 +44,7 @@ from revflow.storage.usage_models import (
     UsageUniqueValue,
 )
 
-__all__ = ["MAX_BATCH", "Outcome", "add_rollups", "ingest"]
+__all__ = ["MAX_BATCH", "Outcome", "add_rollups", "decode_json", "exact_json", "ingest"]
 
 MAX_BATCH: Final = 1000
 #: Rollup rows per customer, metric, group and hour that concurrent PostgreSQL writers spread over.
@@ -61,6 +65,45 @@ _FIELDS: Final = frozenset(
         "properties",
     }
 )
+
+
+class _Wire(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A well-formed event as it arrives, typed and length-checked by msgspec while it decodes the body.
+    Anything that does not fit goes through the generic path instead, which finds the reason."""
+
+    transaction_id: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    metric_code: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=40)] | None = None
+    external_customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | None = None
+    subscription_id: Annotated[str, msgspec.Meta(min_length=1, max_length=40)] | None = None
+    timestamp: str | None = None
+    properties: Annotated[dict[str, Any], msgspec.Meta(max_length=_MAX_PROPERTIES)] | None = None
+
+
+class _WireBatch(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    events: Annotated[list[_Wire], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
+
+
+_BATCH_DECODER: Final = msgspec.json.Decoder(_WireBatch, float_hook=Decimal)
+_EVENT_DECODER: Final = msgspec.json.Decoder(_Wire, float_hook=Decimal)
+
+
+def decode_batch(raw: bytes) -> list[Any] | None:
+    """The events of a batch body whose every event is well-formed, decoded and type-checked in one
+    C-speed pass (numbers exact, as :func:`~revflow.storage.types.decode_json` reads them); None when
+    anything in the body does not fit, for the generic path to find each reason."""
+    try:
+        return _BATCH_DECODER.decode(raw).events
+    except msgspec.DecodeError:  # ValidationError included
+        return None
+
+
+def decode_event(raw: bytes) -> Any | None:
+    """One well-formed event body, as :func:`decode_batch`; None when it does not fit."""
+    try:
+        return _EVENT_DECODER.decode(raw)
+    except msgspec.DecodeError:
+        return None
 
 
 @dataclass(slots=True)
@@ -119,19 +162,24 @@ def _timestamp(value: Any, now: datetime) -> datetime:
     if value is None:
         return now
     try:
-        if isinstance(value, bool):
-            raise ValueError
-        if isinstance(value, int | float):
-            at = datetime.fromtimestamp(value, UTC)
-        elif isinstance(value, str):
+        if type(value) is str:
             at = datetime.fromisoformat(value)
+        elif type(value) is int:
+            at = datetime.fromtimestamp(value, UTC)
+        elif type(value) is Decimal and value.is_finite():  # epoch seconds with a fraction, exactly
+            whole = value.to_integral_value(rounding=ROUND_FLOOR)
+            micros = int((value - whole) * 1_000_000)
+            at = datetime.fromtimestamp(int(whole), UTC) + timedelta(microseconds=micros)
         else:
             raise ValueError
     except (ValueError, OverflowError, OSError):
         raise _Reject("invalid_timestamp", f"timestamp {value!r} is not an ISO 8601 instant") from None
     if at.tzinfo is None:
         raise _Reject("invalid_timestamp", "timestamp needs a UTC offset (e.g. 2024-06-01T12:00:00Z)")
-    at = at.astimezone(UTC)
+    if at.utcoffset():
+        at = at.astimezone(UTC)
+    elif at.tzinfo is not UTC:
+        at = at.replace(tzinfo=UTC)
     if at > now + FUTURE_LIMIT:
         raise _Reject("timestamp_in_future", "timestamp is more than 1 hour in the future")
     if at.year < 2000:
@@ -164,6 +212,21 @@ def _ok_id(value: Any, limit: int) -> bool:
 def _parse(index: int, raw: Any, now: datetime) -> _Event:
     """The event of a JSON object, or _Reject. Well-formed events take the fast path (a handful of type
     checks); anything else goes through :func:`_parse_checked`, which finds the reason."""
+    if type(raw) is _Wire:  # types and lengths already checked while decoding
+        if raw.customer_id is None and raw.external_customer_id is None and raw.subscription_id is None:
+            raise _Reject(
+                "missing_customer", "one of customer_id, external_customer_id or subscription_id is required"
+            )
+        return _Event(
+            index,
+            raw.transaction_id,
+            raw.metric_code,
+            raw.customer_id,
+            raw.external_customer_id,
+            raw.subscription_id,
+            _timestamp(raw.timestamp, now),
+            raw.properties or {},
+        )
     if type(raw) is dict and _FIELDS.issuperset(raw):
         tx, metric = raw.get("transaction_id"), raw.get("metric_code")
         cid, ext, sub = raw.get("customer_id"), raw.get("external_customer_id"), raw.get("subscription_id")
@@ -225,27 +288,43 @@ def _parse_checked(index: int, raw: Any, now: datetime) -> _Event:
     )
 
 
-def apply_metric(event: Any, metric: BillableMetric) -> None:
-    """Read the metric's value, unique value and group from the event's properties; sets ``status`` to
-    ``filtered`` when the metric's filters exclude it. Raises InvalidValue for a missing or non-numeric
-    value."""
-    props = event.properties
-    if metric.property is not None:
-        raw = props.get(metric.property)
-        if raw is None:
-            raise InvalidValue(f"property {metric.property!r} is required by metric {metric.code!r}")
-        if metric.aggregation == Aggregation.UNIQUE_COUNT.value:
-            if isinstance(raw, dict | list):
-                raise InvalidValue(f"property {metric.property!r} must be a string or number")
-            event.unique_value = str(raw)[:200]
-        elif type(raw) is int and -_MAX_INT_UNITS <= raw <= _MAX_INT_UNITS:
-            event.value = raw * 1_000_000  # the common case, exact without Decimal
-        else:
-            event.value = to_micros(repr(raw) if isinstance(raw, float) else raw)
-    if metric.group_by is not None:
-        event.group_key = str(props.get(metric.group_by, ""))[:200]
-    if metric.filters and not matches_filters(metric.filters, props):
-        event.status, event.reason = "filtered", None
+def apply_metric(event: Any, metric: BillableMetric, props: dict[str, Any] | None = None) -> None:
+    """Read the metric's value, unique value and group from the event's properties (``props``, default
+    ``event.properties``); sets ``status`` to ``filtered`` when the metric's filters exclude it. Raises
+    InvalidValue for a missing or non-numeric value (a binary float is not a number here: values are
+    exact decimals, see :func:`decode_json`)."""
+    _Reader(metric)(event, event.properties if props is None else props)
+
+
+class _Reader:
+    """How one metric reads an event, taken from the ORM object once per batch (not once per event)."""
+
+    __slots__ = ("code", "filters", "group_by", "prop", "unique")
+
+    def __init__(self, metric: BillableMetric):
+        self.code = metric.code
+        self.prop = metric.property
+        self.unique = metric.aggregation == Aggregation.UNIQUE_COUNT.value
+        self.group_by = metric.group_by
+        self.filters = metric.filters or None
+
+    def __call__(self, event: Any, props: dict[str, Any]) -> None:
+        if self.prop is not None:
+            raw = props.get(self.prop)
+            if raw is None:
+                raise InvalidValue(f"property {self.prop!r} is required by metric {self.code!r}")
+            if self.unique:
+                if isinstance(raw, dict | list):
+                    raise InvalidValue(f"property {self.prop!r} must be a string or number")
+                event.unique_value = str(raw)[:200]
+            elif type(raw) is int and -_MAX_INT_UNITS <= raw <= _MAX_INT_UNITS:
+                event.value = raw * 1_000_000  # the common case, exact without Decimal
+            else:
+                event.value = to_micros(raw)
+        if self.group_by is not None:
+            event.group_key = str(props.get(self.group_by, ""))[:200]
+        if self.filters is not None and not matches_filters(self.filters, props):
+            event.status, event.reason = "filtered", None
 
 
 def _resolve_customers(ctx: Ctx, events: list[_Event]) -> None:
@@ -254,7 +333,9 @@ def _resolve_customers(ctx: Ctx, events: list[_Event]) -> None:
     ids = {e.customer_id for e in events if e.customer_id is not None}
     known: set[str] = set()
     if ids:
-        known = set(s.scalars(select(Customer.id).where(Customer.org_id == ctx.org_id, Customer.id.in_(ids))))
+        known = set(
+            s.scalars(select(Customer.id).where(Customer.org_id == ctx.org_id, among(s, Customer.id, ids)))
+        )
     externals = {e.external_customer_id for e in events if e.customer_id is None and e.external_customer_id}
     by_external = resolve_externals(s, ctx.org_id, externals)
     subs = {e.subscription_id for e in events if e.subscription_id is not None}
@@ -262,7 +343,7 @@ def _resolve_customers(ctx: Ctx, events: list[_Event]) -> None:
     if subs:
         rows = s.execute(
             select(Subscription.id, Subscription.customer_id).where(
-                Subscription.org_id == ctx.org_id, Subscription.id.in_(subs)
+                Subscription.org_id == ctx.org_id, among(s, Subscription.id, subs)
             )
         )
         by_sub = {sid: cid for sid, cid in rows}
@@ -289,7 +370,7 @@ def resolve_externals(session: Session, org_id: str, externals: Iterable[str]) -
     found: dict[str, set[str]] = {}
     for ext, cid in session.execute(
         select(CustomerExternalId.external_id, CustomerExternalId.customer_id).where(
-            CustomerExternalId.org_id == org_id, CustomerExternalId.external_id.in_(wanted)
+            CustomerExternalId.org_id == org_id, among(session, CustomerExternalId.external_id, wanted)
         )
     ):
         found.setdefault(ext, set()).add(cid)
@@ -310,7 +391,7 @@ def ingest(ctx: Ctx, raw_events: list[Any]) -> list[Outcome]:
         try:
             event = _parse(i, raw, now)
         except _Reject as exc:
-            tx = raw.get("transaction_id") if isinstance(raw, dict) else None
+            tx = raw.get("transaction_id") if isinstance(raw, dict) else getattr(raw, "transaction_id", None)
             outcomes[i] = Outcome(i, tx if isinstance(tx, str) else None, "rejected", exc.code, exc.message)
             continue
         if event.transaction_id in seen:
@@ -318,15 +399,15 @@ def ingest(ctx: Ctx, raw_events: list[Any]) -> list[Outcome]:
             continue
         seen[event.transaction_id] = i
         events.append(event)
-    metrics = _metrics(ctx, {e.metric_code for e in events})
+    readers = {code: _Reader(m) for code, m in _metrics(ctx, {e.metric_code for e in events}).items()}
     good: list[_Event] = []
     for e in events:
-        metric = metrics.get(e.metric_code)
-        if metric is None:
+        reader = readers.get(e.metric_code)
+        if reader is None:
             e.status, e.reason = "unmatched", "unknown_metric"
         else:
             try:
-                apply_metric(e, metric)
+                reader(e, e.properties)
             except InvalidValue as exc:
                 outcomes[e.index] = Outcome(e.index, e.transaction_id, "rejected", exc.code, exc.message)
                 del seen[e.transaction_id]
@@ -387,14 +468,16 @@ def _metrics(ctx: Ctx, codes: set[str]) -> dict[str, BillableMetric]:
 def _stored_ids(ctx: Ctx, transaction_ids: list[str]) -> dict[str, str]:
     rows = ctx.session.execute(
         select(UsageEventKey.transaction_id, UsageEventKey.event_id).where(
-            UsageEventKey.org_id == ctx.org_id, UsageEventKey.transaction_id.in_(transaction_ids)
+            UsageEventKey.org_id == ctx.org_id,
+            among(ctx.session, UsageEventKey.transaction_id, transaction_ids),
         )
     )
     return {tx: event_id for tx, event_id in rows}
 
 
 def store(ctx: Ctx, events: list[Any], *, now: datetime) -> set[str]:
-    """Write ``events`` whose transaction id is new (key, event, rollups); returns those transaction ids.
+    """Write ``events`` whose transaction id is new (key, event, rollups); returns those transaction ids
+    (PostgreSQL answers with the others, the duplicates: usually none, so usually no rows travel back).
 
     Events are written in transaction-id order so that concurrent batches take key locks in the same
     order (no deadlock)."""
@@ -406,7 +489,7 @@ def store(ctx: Ctx, events: list[Any], *, now: datetime) -> set[str]:
     return _store_generic(ctx, events, now)
 
 
-_PG_INSERT: Final = """
+_PG_INSERT_TEMPLATE: Final = """
 WITH input AS (
     SELECT e->>0 AS id, (e->>1)::timestamptz AS ts, e->>2 AS tx, e->>3 AS metric, e->>4 AS cust,
         e->>5 AS ext, e->>6 AS sub, (e->>7)::bigint AS val, e->>8 AS uniq, e->>9 AS grp, e->10 AS props,
@@ -415,7 +498,7 @@ WITH input AS (
 ), k AS (
     INSERT INTO usage_event_keys (org_id, transaction_id, event_id, timestamp)
     SELECT %(org)s, tx, id, ts FROM input
-    ON CONFLICT DO NOTHING
+    {on_conflict}
     RETURNING transaction_id
 ), fresh AS (
     SELECT input.* FROM input JOIN k ON k.transaction_id = input.tx
@@ -450,17 +533,25 @@ WITH input AS (
     FROM fresh WHERE status = 'billable' AND uniq IS NOT NULL
     ON CONFLICT DO NOTHING
 )
-SELECT transaction_id FROM k
+SELECT input.tx FROM input LEFT JOIN k ON k.transaction_id = input.tx WHERE k.transaction_id IS NULL
 """
+
+
+#: Keys written with ON CONFLICT DO NOTHING: the duplicates are skipped (the answer lists them).
+_PG_INSERT: Final = _PG_INSERT_TEMPLATE.replace("{on_conflict}", "ON CONFLICT DO NOTHING")
+#: Keys written with a plain INSERT, about a quarter cheaper for PostgreSQL (one index descent per key
+#: instead of a speculative insertion); a duplicate fails the statement (ADR 0039).
+_PG_INSERT_NEW: Final = _PG_INSERT_TEMPLATE.replace("{on_conflict}", "")
+_KEY_CONSTRAINT: Final = "pk_usage_event_keys"
 
 
 def _store_postgres(ctx: Ctx, events: list[Any], now: datetime) -> set[str]:
     """One statement, one round trip: the batch travels as one JSON document that PostgreSQL unpacks."""
-    doc = orjson.dumps(
+    doc = exact_json(
         [
             [
                 e.id,
-                e.timestamp.isoformat(),
+                e.timestamp,
                 e.transaction_id,
                 e.metric_code,
                 e.customer_id,
@@ -475,11 +566,20 @@ def _store_postgres(ctx: Ctx, events: list[Any], now: datetime) -> set[str]:
             ]
             for e in events
         ],
-        default=str,
     ).decode()
     params = {"org": ctx.org_id, "now": now, "doc": doc, "shard": secrets.randbelow(ROLLUP_SHARDS)}
-    result = ctx.session.connection().exec_driver_sql(_PG_INSERT, params)
-    return {row[0] for row in result}
+    session = ctx.session
+    # Duplicates are rare (a retry): first as if there were none, inside a savepoint; when a key is taken,
+    # back to the savepoint and again with ON CONFLICT, which skips it.
+    try:
+        with session.begin_nested():
+            session.connection().exec_driver_sql(_PG_INSERT_NEW, params)
+        return {e.transaction_id for e in events}
+    except IntegrityError as exc:
+        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) != _KEY_CONSTRAINT:
+            raise
+    duplicates = {row[0] for row in session.connection().exec_driver_sql(_PG_INSERT, params)}
+    return {e.transaction_id for e in events if e.transaction_id not in duplicates}
 
 
 def _store_generic(ctx: Ctx, events: list[Any], now: datetime) -> set[str]:

@@ -10,8 +10,8 @@
   one invoice per ingestion request and subscription, for what the current period owes beyond what
   was already billed (:func:`revflow.services.billing.bill_usage_now`).
 
-The common case (no late event, no threshold, no in-advance price) costs three small indexed queries
-per request.
+The common case (no late event, no threshold, no in-advance price) costs one small indexed query per
+request.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ from revflow.services.context import Ctx
 from revflow.services.usage_live import customer_now
 from revflow.services.usage_source import owner_at
 from revflow.services.usage_thresholds import check_thresholds
+from revflow.storage.bulk import among
 from revflow.storage.models import Customer, InvoiceLineItem, Price, Subscription, SubscriptionItem
-from revflow.storage.usage_models import UsageLateEvent
+from revflow.storage.usage_models import UsageLateEvent, UsageThreshold
 
 __all__ = ["PERIOD_INVOICED", "after_ingest", "billed_through"]
 
@@ -53,17 +54,33 @@ def after_ingest(ctx: Ctx, events: Sequence[Any]) -> dict[str, str]:
     customers = {e.customer_id for e in events if e.customer_id is not None}
     if not customers:
         return {}
-    subs = {
-        s.id: s
-        for s in ctx.session.scalars(
-            select(Subscription)
-            .where(Subscription.org_id == ctx.org_id, Subscription.customer_id.in_(customers))
-            .options(lazyload(Subscription.items))
+    # one query: the subscriptions, and whether any has a threshold or a usage price billed in advance
+    # (the common case has neither, and then the two checks below cost nothing)
+    has_threshold = (
+        select(UsageThreshold.id).where(UsageThreshold.subscription_id == Subscription.id).exists()
+    )
+    bills_in_advance = (
+        select(SubscriptionItem.id)
+        .join(Price, Price.id == SubscriptionItem.price_id)
+        .where(
+            SubscriptionItem.subscription_id == Subscription.id,
+            Price.metric_code.is_not(None),
+            Price.billing_timing == "in_advance",
         )
-    }
+        .exists()
+    )
+    rows = ctx.session.execute(
+        select(Subscription, has_threshold, bills_in_advance)
+        .where(Subscription.org_id == ctx.org_id, among(ctx.session, Subscription.customer_id, customers))
+        .options(lazyload(Subscription.items))
+    ).all()
+    subs = {sub.id: sub for sub, _, _ in rows}
     warnings = _record_late(ctx, events, subs)
-    check_thresholds(ctx, customers)
-    _bill_in_advance(ctx, customers, subs)
+    with_thresholds = {sub.customer_id for sub, threshold, _ in rows if threshold}
+    if with_thresholds:
+        check_thresholds(ctx, with_thresholds)
+    if any(advance for _, _, advance in rows):
+        _bill_in_advance(ctx, customers, subs)
     return warnings
 
 
@@ -130,7 +147,7 @@ def _bill_in_advance(ctx: Ctx, customers: set[str], subs: dict[str, Subscription
         .join(Subscription, Subscription.id == SubscriptionItem.subscription_id)
         .where(
             Subscription.org_id == ctx.org_id,
-            Subscription.customer_id.in_(customers),
+            among(ctx.session, Subscription.customer_id, customers),
             Subscription.next_billing_at.is_not(None),
             Price.metric_code.is_not(None),
             Price.billing_timing == "in_advance",

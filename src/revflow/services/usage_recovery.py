@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import Text, cast, delete, func, insert, literal, select, update
 
 from revflow.domain.usage import InvalidValue, floor_hour
 from revflow.services.context import Ctx
 from revflow.services.usage_ingest import apply_metric, resolve_externals
 from revflow.storage.models import Customer, Subscription
+from revflow.storage.types import decode_json
 from revflow.storage.usage_models import BillableMetric, UsageEvent, UsageRollup, UsageUniqueValue
 
 __all__ = ["rebuild_buckets", "recover_customer", "recover_metric"]
@@ -177,20 +178,21 @@ def recover_metric(ctx: Ctx, metric: BillableMetric) -> int:
     billable = 0
     buckets: set[Bucket] = set()
     while True:
-        batch = list(
-            s.scalars(
-                select(UsageEvent)
-                .where(
-                    UsageEvent.org_id == ctx.org_id,
-                    UsageEvent.status == "unmatched",
-                    UsageEvent.reason == "unknown_metric",
-                    UsageEvent.metric_code == metric.code,
-                )
-                .limit(_CHUNK)
+        # the properties as stored text too: the driver would read their decimals as binary floats
+        rows = s.execute(
+            select(UsageEvent, cast(UsageEvent.properties, Text).label("exact_properties"))
+            .where(
+                UsageEvent.org_id == ctx.org_id,
+                UsageEvent.status == "unmatched",
+                UsageEvent.reason == "unknown_metric",
+                UsageEvent.metric_code == metric.code,
             )
-        )
-        if not batch:
+            .limit(_CHUNK)
+        ).all()
+        if not rows:
             break
+        batch = [event for event, _ in rows]
+        exact = {event.id: decode_json(text) for event, text in rows}
         externals = {
             e.external_customer_id for e in batch if e.customer_id is None and e.external_customer_id
         }
@@ -198,7 +200,7 @@ def recover_metric(ctx: Ctx, metric: BillableMetric) -> int:
         for event in batch:
             event.status, event.reason = "billable", None
             try:
-                apply_metric(event, metric)
+                apply_metric(event, metric, exact[event.id])
             except InvalidValue:
                 event.status, event.reason = "invalid", "invalid_value"
                 continue

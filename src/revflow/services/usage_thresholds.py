@@ -23,6 +23,7 @@ from revflow.services.recorder import record
 from revflow.services.usage_live import customer_now
 from revflow.services.usage_source import price_usage
 from revflow.services.views_usage import UsageThresholdView
+from revflow.storage.bulk import among
 from revflow.storage.models import Customer, Price, Subscription
 from revflow.storage.usage_models import UsageThreshold
 
@@ -111,7 +112,9 @@ def check_thresholds(ctx: Ctx, customer_ids: set[str]) -> int:
     rows = ctx.session.execute(
         select(UsageThreshold, Subscription)
         .join(Subscription, Subscription.id == UsageThreshold.subscription_id)
-        .where(UsageThreshold.org_id == ctx.org_id, Subscription.customer_id.in_(customer_ids))
+        .where(
+            UsageThreshold.org_id == ctx.org_id, among(ctx.session, Subscription.customer_id, customer_ids)
+        )
         .order_by(UsageThreshold.id)
         .with_for_update(of=UsageThreshold)
     ).all()

@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from revflow.storage.types import exact_json
+
 __all__ = ["alembic_config", "make_engine", "make_session_factory", "migrate", "normalize_url"]
 
 
@@ -30,6 +32,7 @@ def make_engine(url: str, *, foreign_keys: bool = True, **kwargs: Any) -> Engine
     SQLite's batch mode rebuilds tables, which enforced foreign keys would refuse.
     """
     url = normalize_url(url)
+    kwargs.setdefault("json_serializer", _json_text)  # exact Decimals, as numbers
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None}, **kwargs
@@ -50,10 +53,17 @@ def make_engine(url: str, *, foreign_keys: bool = True, **kwargs: Any) -> Engine
 
         return engine
     if "poolclass" not in kwargs:
-        kwargs.setdefault("pool_size", 10)
-        kwargs.setdefault("max_overflow", 20)
+        # Requests in a transaction are capped at the pool's size (api/tx.py), so that their connections
+        # stay open between requests: an overflow connection is closed when it is returned, and opening
+        # one costs a PostgreSQL backend start. The overflow serves the worker and group commits.
+        kwargs.setdefault("pool_size", 20)
+        kwargs.setdefault("max_overflow", 10)
         kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def _json_text(value: Any) -> str:
+    return exact_json(value).decode()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

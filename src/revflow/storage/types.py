@@ -6,12 +6,45 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+import orjson
 from sqlalchemy import JSON, DateTime, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["DecimalString", "JSONType", "UTCDateTime"]
+__all__ = ["DecimalString", "JSONType", "UTCDateTime", "decode_json", "exact_json"]
+
+#: JSON with every non-integer number as an exact Decimal (never a binary float): ``1.1`` stays 1.1.
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def decode_json(raw: bytes | str) -> Any:
+    """The JSON document ``raw`` with non-integer numbers as :class:`~decimal.Decimal`.
+
+    Raises ValueError (``msgspec.DecodeError``) for a body that is not JSON.
+
+    >>> decode_json(b'{"gb": 0.1, "n": 3}')
+    {'gb': Decimal('0.1'), 'n': 3}
+    """
+    return _DECODER.decode(raw)
+
+
+def _exact(value: Any) -> Any:
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(str(value))
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def exact_json(value: Any) -> bytes:
+    """``value`` as JSON, a Decimal written as the exact number it is (``Decimal('0.10')`` → ``0.10``).
+    The engines write JSON columns with it, so exact event properties are stored as numbers, digit for digit.
+
+    >>> exact_json({"gb": Decimal("0.10"), "n": 3})
+    b'{"gb":0.10,"n":3}'
+    """
+    return orjson.dumps(value, default=_exact, option=orjson.OPT_NON_STR_KEYS)
+
 
 #: JSON on SQLite, JSONB on PostgreSQL.
 JSONType = JSON().with_variant(JSONB(), "postgresql")

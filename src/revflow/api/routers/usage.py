@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, router
 from revflow.api.schemas import ListOf
 from revflow.api.schemas_usage import MetricCreate, ThresholdCreate
+from revflow.api.usage_groups import SingleEventGroups
 from revflow.domain.errors import InvalidInput
 from revflow.services import usage_ingest, usage_live, usage_metrics, usage_thresholds, usage_void
 from revflow.services.context import Ctx
@@ -53,8 +54,8 @@ class BadJson(InvalidInput):
 
 def _body(raw: bytes) -> Any:
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
+        return usage_ingest.decode_json(raw)
+    except ValueError:
         raise BadJson("The request body is not valid JSON.") from None
 
 
@@ -80,36 +81,63 @@ def get_metric(metric_id: str, ctx: CtxDep) -> BillableMetricView:
     return BillableMetricView.of(usage_metrics.get_metric(ctx, metric_id))
 
 
-def _ingest_one(ctx: Ctx, raw: bytes) -> Response:
-    event = _body(raw)
-    [outcome] = usage_ingest.ingest(ctx, [event])
+def _event(raw: bytes) -> Any:
+    event = usage_ingest.decode_event(raw)
+    return _body(raw) if event is None else event
+
+
+def _answer(outcome: usage_ingest.Outcome) -> Response:
     if outcome.status == "rejected":
         raise InvalidInput(outcome.message or "rejected", code=outcome.code)
     return _json(outcome.payload(), 201 if outcome.status == "accepted" else 200)
 
 
+def _ingest_one(ctx: Ctx, raw: bytes) -> Response:
+    [outcome] = usage_ingest.ingest(ctx, [_event(raw)])
+    return _answer(outcome)
+
+
+def _groups(request: Request) -> SingleEventGroups:
+    state = request.app.state
+    groups: SingleEventGroups | None = getattr(state, "usage_groups", None)
+    if groups is None:
+        groups = state.usage_groups = SingleEventGroups(state.container)
+    return groups
+
+
 @api.post(
     "/usage_events",
     summary="Record one usage event",
-    description="201 accepted, 200 duplicate (same transaction_id), 422 rejected with a reason code.",
+    description="201 accepted, 200 duplicate (same transaction_id), 422 rejected with a reason code. "
+    "Concurrent single events of one key are stored together (group commit); the answer comes after the "
+    "event is stored.",
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": _EVENT_SCHEMA}}}
     },
 )
 async def create_event(request: Request, ctx: CtxDep) -> Response:
     raw = await request.body()
-    return await run_in_threadpool(_ingest_one, ctx, raw)
+    if request.headers.get("idempotency-key") is not None:  # its answer is stored with the effect
+        return await run_in_threadpool(_ingest_one, ctx, raw)
+    event = _event(raw)
+    # The request's own transaction (authentication) ends here, so that its pooled connection is free
+    # while the event is stored with the concurrent ones (group commit, ADR 0039).
+    await run_in_threadpool(ctx.session.commit)
+    return _answer(await _groups(request).submit(ctx, event))
 
 
 def _ingest_batch(ctx: Ctx, raw: bytes) -> Response:
-    body = _body(raw)
-    events = body.get("events") if isinstance(body, dict) else None
-    if not isinstance(events, list) or set(body) != {"events"}:
-        raise InvalidInput('The body must be {"events": [...]}.', code="invalid_batch")
-    if not 1 <= len(events) <= usage_ingest.MAX_BATCH:
-        raise InvalidInput(
-            f"A batch holds 1 to {usage_ingest.MAX_BATCH} events, got {len(events)}.", code="batch_too_large"
-        )
+    events = usage_ingest.decode_batch(raw)
+    if events is None:  # some event (or the body) is not well-formed: find out what, event by event
+        body = _body(raw)
+        events = body.get("events") if isinstance(body, dict) else None
+        if not isinstance(events, list) or set(body) != {"events"}:
+            raise InvalidInput('The body must be {"events": [...]}.', code="invalid_batch")
+        if not 1 <= len(events) <= usage_ingest.MAX_BATCH:
+            raise InvalidInput(
+                f"A batch holds 1 to {usage_ingest.MAX_BATCH} events, got {len(events)}.",
+                code="batch_too_large",
+            )
     outcomes = usage_ingest.ingest(ctx, events)
     counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
     for o in outcomes:
