@@ -130,6 +130,37 @@ class TestCurrentUsage:
         assert (line["projected_units"], line["projected_amount"]) == ("18", 180)  # 10 of 30 days gone
         assert (sub["period_start"][:10], sub["period_end"][:10]) == ("2024-06-01", "2024-07-01")
 
+    def test_an_event_stamped_ahead_of_now_counts_so_far_as_the_invoice_bills_it(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        metric(tenant, "calls")
+        price = make_price(
+            container, tenant.org_id, name="Usage", model="per_unit", unit="10", metric="calls"
+        )
+        clock = tenant.post("/v1/test_clocks", {"frozen_time": "2024-06-01T00:00:00Z"}).json()["id"]
+        customer = tenant.post(
+            "/v1/customers", {"name": "A", "currency": "USD", "test_clock_id": clock}
+        ).json()["id"]
+        tenant.post("/v1/subscriptions", {"customer_id": customer, "items": [{"price_id": price}]})
+        tenant.post(f"/v1/test_clocks/{clock}/advance", {"frozen_time": "2024-06-11T00:00:00Z"})
+        at = ("2024-06-10T23:59:00Z", "2024-06-11T00:30:00Z")  # the second: 30 minutes ahead of the clock
+        batch(
+            tenant,
+            [
+                {"transaction_id": f"e{i}", "customer_id": customer, "metric_code": "calls", "timestamp": t}
+                for i, t in enumerate(at)
+            ],
+        )
+
+        [sub] = tenant.get(f"/v1/customers/{customer}/usage").json()["subscriptions"]
+        tenant.post(f"/v1/test_clocks/{clock}/advance", {"frozen_time": "2024-07-01T01:00:00Z"})
+        invoices = tenant.get("/v1/invoices", params={"customer_id": customer}).json()["data"]
+
+        [line] = sub["lines"]
+        billed = [li for inv in invoices for li in inv["lines"] if li["price_id"] == price]
+        assert (line["units"], line["amount"]) == ("2", 20)
+        assert [(li["quantity"], li["amount"]) for li in billed] == [("2", 20)]
+
     def test_an_unknown_customer_answers_404(self, tenant: Tenant) -> None:
         r = tenant.get("/v1/customers/cus_missing/usage")
 

@@ -75,7 +75,7 @@ class TxRoute(APIRoute):
                 try:
                     return await _run(request, container, session, secret.strip(), endpoint)
                 finally:
-                    await run_in_threadpool(session.close)
+                    await _finish(session.close, session)
 
         return handler
 
@@ -158,8 +158,17 @@ async def _run(
             status=response.status_code,
             body=bytes(response.body).decode(),
         )
-    await run_in_threadpool(session.commit)
+    await _finish(session.commit, session)
     return response
+
+
+async def _finish(step: Callable[[], None], session: Session) -> None:
+    """Commit or close: in a worker thread when the session holds a transaction (I/O), inline when the
+    endpoint already ended it (nothing to send; a thread hop would cost more than the call)."""
+    if session.in_transaction():
+        await run_in_threadpool(step)
+    else:
+        step()
 
 
 def _media(body: str) -> str:

@@ -1,8 +1,9 @@
 """Real-time usage: what each usage price of a customer's subscriptions measures so far in the current
 period, what that costs, and a forecast for the whole period.
 
-It reads the same aggregation as the billing engine (:func:`usage_source.price_usage`), over
-``[period start, now)``: once the period closes with no more events, the invoice bills exactly the
+It reads the same aggregation as the billing engine (:func:`usage_source.price_usage`), over the
+events received for the current period so far (``[period start, period end)``; a ``weighted_sum``
+gauge integrates to now): once the period closes with no more events, the invoice bills exactly the
 ``amount`` shown here.
 """
 
@@ -111,21 +112,26 @@ def customer_usage(ctx: Ctx, customer_id: str) -> tuple[datetime, list[Subscript
         if not prices:
             continue
         period = schedule_of(sub).period_at(now)
-        used = price_usage(ctx, sub=sub, prices=prices, start=period.start, end=now)
+        # Every event received for the period so far, as the invoice will bill them (an event may be
+        # stamped up to an hour ahead). Measured to the period end, the window is whole rollup hours:
+        # the cost does not grow with the traffic of the current hour.
+        whole = price_usage(ctx, sub=sub, prices=prices, start=period.start, end=period.end)
         weighted = [
             p
             for p in prices
-            if (u := used[p.id]).metric is not None and u.metric.aggregation == "weighted_sum"
+            if (u := whole[p.id]).metric is not None and u.metric.aggregation == "weighted_sum"
         ]
-        whole = (
-            price_usage(ctx, sub=sub, prices=weighted, start=period.start, end=period.end) if weighted else {}
-        )
+        # a gauge integrates over time: what it used so far ends now
+        used = {
+            **whole,
+            **(price_usage(ctx, sub=sub, prices=weighted, start=period.start, end=now) if weighted else {}),
+        }
         elapsed = int((now - period.start).total_seconds())
         total = int((period.end - period.start).total_seconds())
         lines = []
         for price in prices:
             u = used[price.id]
-            p = _projected(price, u, elapsed, total, whole.get(price.id))
+            p = _projected(price, u, elapsed, total, whole[price.id] if price in weighted else None)
             lines.append(
                 {
                     "price_id": price.id,
