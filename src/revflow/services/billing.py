@@ -42,6 +42,7 @@ from revflow.services.invoices import apply_finalization, check_finalizable, loc
 from revflow.services.numbering import reserve_numbers
 from revflow.services.price_terms import price_terms
 from revflow.services.recorder import buffered, record
+from revflow.services.schedules import schedule_of
 from revflow.services.views import InvoiceLineView, InvoiceView
 from revflow.storage.bulk import among, built, insert_new
 from revflow.storage.models import (
@@ -100,18 +101,6 @@ def charge_of(price: Price) -> Charge:
         timing="in_arrears" if price.metric_code else price.billing_timing,
         terms=price_terms(price),
         usage=price.metric_code is not None,
-    )
-
-
-def schedule_of(sub: Subscription) -> Schedule:
-    """The period schedule of ``sub``."""
-    return Schedule(
-        start=sub.start_at,
-        interval=sub.interval,
-        count=sub.interval_count,
-        tz=sub.timezone,
-        day=sub.billing_cycle_day,
-        trial_end=sub.trial_end,
     )
 
 
