@@ -441,7 +441,7 @@ def _describe(
     if price is not None and price.nickname:
         name = f"{name} ({price.nickname})"
     qty = f" × {format(draft.quantity.normalize(), 'f')}" if draft.quantity != 1 else ""
-    when = draft.period.start.date().isoformat()
+    when = local_date(draft.period.start, tz).isoformat()
     if draft.kind == "trial":
         return "Trial period"
     if draft.kind == "usage":
