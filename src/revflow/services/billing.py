@@ -244,9 +244,9 @@ class Batch:
         due.sort(key=lambda i: (i.auto_finalize_at or i.created_at, i.id))
         session = self.ctx.session
         if due:
-            first = reserve_numbers(self.ctx, kind="invoice", count=len(due))
+            numbers = self._reserve_numbers(due)
             with session.no_autoflush:  # balance transactions wait for their invoices' rows
-                for offset, inv in enumerate(due):
+                for inv in due:
                     customer = self.customers[inv.customer_id]
                     at = max(inv.auto_finalize_at or inv.created_at, inv.created_at)
                     check_finalizable(inv)
@@ -255,7 +255,7 @@ class Batch:
                         inv,
                         customer=customer,
                         org=self.org,
-                        number=first + offset,
+                        number=numbers[inv.id],
                         credit=self.balances[customer.id],
                         flush=False,
                         lines=self.line_views.get(inv.id),
@@ -267,6 +267,25 @@ class Batch:
         for inv in self.created:
             _check_quote(self.ctx, inv, subs)
         return len(due)
+
+    def _reserve_numbers(self, due: list[Invoice]) -> dict[str, str]:
+        """Reserve, in one step per sequence, the numbers of the invoices ``due`` (in order): the
+        organization's for real customers, each test clock's for its customers (ADR 0040)."""
+        by_clock: dict[str | None, list[Invoice]] = {}
+        for inv in due:
+            by_clock.setdefault(self.customers[inv.customer_id].test_clock_id, []).append(inv)
+        numbers: dict[str, str] = {}
+        for clock_id in sorted(by_clock, key=lambda c: c or ""):  # one lock order: no deadlock
+            invoices = by_clock[clock_id]
+            reserved = reserve_numbers(
+                self.ctx,
+                kind="invoice",
+                prefix=self.org.invoice_prefix,
+                count=len(invoices),
+                test_clock_id=clock_id,
+            )
+            numbers.update(zip((inv.id for inv in invoices), reserved, strict=True))
+        return numbers
 
 
 def _first_examined(sub: Subscription) -> datetime:
