@@ -60,7 +60,7 @@ class TestAnniversaryBilling:
         assert starts == ["2024-01-31", "2024-02-29", "2024-03-31", "2024-04-30"]
         assert [i["total"] for i in invoices] == [10000] * 4
         assert [i["status"] for i in invoices] == ["open"] * 4
-        assert [i["number"] for i in invoices] == ["INV-000001", "INV-000002", "INV-000003", "INV-000004"]
+        assert [i["number"] for i in invoices] == [f"INV-TEST1-00000{n}" for n in (1, 2, 3, 4)]
 
     def test_renews_at_local_midnight_across_dst(self, tenant: Tenant, container: Container) -> None:
         price = make_price(container, tenant.org_id, flat=5000)
@@ -124,6 +124,29 @@ class TestProration:
             "2024-06-16T00:00:00Z",
             "2024-07-01T00:00:00Z",
         )
+
+    def test_proration_lines_show_their_start_date_in_the_subscription_time_zone(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        basic = make_price(container, tenant.org_id, name="Basic", flat=10000)
+        pro = make_price(container, tenant.org_id, name="Pro", flat=20000)
+        clock = _clock(tenant, "2024-05-31T15:00:00Z")  # June 1, 00:00 in Tokyo (UTC+9)
+        customer = _customer(tenant, clock, timezone="Asia/Tokyo")
+        sub = _subscribe(tenant, customer, items=[{"price_id": basic}])
+        _advance(tenant, clock, "2024-06-15T15:00:00Z")  # June 16 in Tokyo, still June 15 in UTC
+
+        r = tenant.post(
+            f"/v1/subscriptions/{sub['id']}/change",
+            {"items": [{"price_id": pro}], "proration_behavior": "always_invoice"},
+        )
+
+        assert r.status_code == 200, r.text
+        update = _invoices(tenant, customer)[-1]
+        assert sorted((li["amount"], li["description"]) for li in update["lines"]) == [
+            (-5000, "Unused time on Basic from 2024-06-16"),
+            (10000, "Remaining time on Pro from 2024-06-16"),
+        ]
+        assert {li["period_start"] for li in update["lines"]} == {"2024-06-15T15:00:00Z"}
 
     def test_pending_prorations_wait_for_the_next_invoice_and_show_in_the_preview(
         self, tenant: Tenant, container: Container
@@ -374,7 +397,7 @@ class TestGracePeriod:
 
         assert draft["status"] == "draft"
         final = _invoices(tenant, customer)[-1]
-        assert (final["id"], final["status"], final["number"]) == (draft["id"], "open", "INV-000002")
+        assert (final["id"], final["status"], final["number"]) == (draft["id"], "open", "INV-TEST1-000002")
 
 
 class TestBadInput:

@@ -42,6 +42,7 @@ from revflow.services.invoices import apply_finalization, check_finalizable, loc
 from revflow.services.numbering import reserve_numbers
 from revflow.services.price_terms import price_terms
 from revflow.services.recorder import buffered, record
+from revflow.services.schedules import schedule_of
 from revflow.services.views import InvoiceLineView, InvoiceView
 from revflow.storage.bulk import among, built, insert_new
 from revflow.storage.models import (
@@ -100,18 +101,6 @@ def charge_of(price: Price) -> Charge:
         timing="in_arrears" if price.metric_code else price.billing_timing,
         terms=price_terms(price),
         usage=price.metric_code is not None,
-    )
-
-
-def schedule_of(sub: Subscription) -> Schedule:
-    """The period schedule of ``sub``."""
-    return Schedule(
-        start=sub.start_at,
-        interval=sub.interval,
-        count=sub.interval_count,
-        tz=sub.timezone,
-        day=sub.billing_cycle_day,
-        trial_end=sub.trial_end,
     )
 
 
@@ -255,9 +244,9 @@ class Batch:
         due.sort(key=lambda i: (i.auto_finalize_at or i.created_at, i.id))
         session = self.ctx.session
         if due:
-            first = reserve_numbers(self.ctx, kind="invoice", count=len(due))
+            numbers = self._reserve_numbers(due)
             with session.no_autoflush:  # balance transactions wait for their invoices' rows
-                for offset, inv in enumerate(due):
+                for inv in due:
                     customer = self.customers[inv.customer_id]
                     at = max(inv.auto_finalize_at or inv.created_at, inv.created_at)
                     check_finalizable(inv)
@@ -266,7 +255,7 @@ class Batch:
                         inv,
                         customer=customer,
                         org=self.org,
-                        number=first + offset,
+                        number=numbers[inv.id],
                         credit=self.balances[customer.id],
                         flush=False,
                         lines=self.line_views.get(inv.id),
@@ -278,6 +267,25 @@ class Batch:
         for inv in self.created:
             _check_quote(self.ctx, inv, subs)
         return len(due)
+
+    def _reserve_numbers(self, due: list[Invoice]) -> dict[str, str]:
+        """Reserve, in one step per sequence, the numbers of the invoices ``due`` (in order): the
+        organization's for real customers, each test clock's for its customers (ADR 0040)."""
+        by_clock: dict[str | None, list[Invoice]] = {}
+        for inv in due:
+            by_clock.setdefault(self.customers[inv.customer_id].test_clock_id, []).append(inv)
+        numbers: dict[str, str] = {}
+        for clock_id in sorted(by_clock, key=lambda c: c or ""):  # one lock order: no deadlock
+            invoices = by_clock[clock_id]
+            reserved = reserve_numbers(
+                self.ctx,
+                kind="invoice",
+                prefix=self.org.invoice_prefix,
+                count=len(invoices),
+                test_clock_id=clock_id,
+            )
+            numbers.update(zip((inv.id for inv in invoices), reserved, strict=True))
+        return numbers
 
 
 def _first_examined(sub: Subscription) -> datetime:
@@ -452,7 +460,7 @@ def _describe(
     if price is not None and price.nickname:
         name = f"{name} ({price.nickname})"
     qty = f" × {format(draft.quantity.normalize(), 'f')}" if draft.quantity != 1 else ""
-    when = draft.period.start.date().isoformat()
+    when = local_date(draft.period.start, tz).isoformat()
     if draft.kind == "trial":
         return "Trial period"
     if draft.kind == "usage":

@@ -1,4 +1,5 @@
-"""Credit notes: corrections of finalized invoices, with their own gapless numbering."""
+"""Credit notes: corrections of finalized invoices, with their own gapless numbering (per test clock for
+customers on one)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from revflow.services.views import CreditNoteView, InvoiceView
 from revflow.storage.models import (
     CreditNote,
     CreditNoteLine,
+    Customer,
     Invoice,
     Organization,
 )
@@ -128,13 +130,16 @@ def create_credit_note(
             details=[{"field": "amount", "code": "credit_note_amount_too_large"}],
         )
     org = ctx.get(Organization, ctx.org_id, label="organization")
+    customer = ctx.get(Customer, inv.customer_id, label="customer")
     now = ctx.now()
     note = CreditNote(
         id=cn_id,
         org_id=ctx.org_id,
         invoice_id=inv.id,
         customer_id=inv.customer_id,
-        number=f"{org.credit_note_prefix}{next_number(ctx, kind='credit_note'):06d}",
+        number=next_number(
+            ctx, kind="credit_note", prefix=org.credit_note_prefix, test_clock_id=customer.test_clock_id
+        ),
         status="issued",
         type=kind,
         amount=total,

@@ -349,7 +349,7 @@ def finalize_invoice(ctx: Ctx, invoice_id: str) -> Invoice:
     check_finalizable(inv)
     customer = ctx.get(Customer, inv.customer_id, for_update=True, label="customer")
     org = ctx.get(Organization, ctx.org_id, label="organization")
-    number = next_number(ctx, kind="invoice")
+    number = next_number(ctx, kind="invoice", prefix=org.invoice_prefix, test_clock_id=customer.test_clock_id)
     apply_finalization(
         ctx, inv, customer=customer, org=org, number=number, credit=balance_of(ctx, customer.id)
     )
@@ -371,7 +371,7 @@ def apply_finalization(
     *,
     customer: Customer,
     org: Organization,
-    number: int,
+    number: str,
     credit: int,
     flush: bool = True,
     lines: list[InvoiceLineView] | None = None,
@@ -392,7 +392,7 @@ def apply_finalization(
         tax=inv.tax,
         credit_balance_available=credit,
     )
-    inv.number = f"{org.invoice_prefix}{number:06d}"
+    inv.number = number
     inv.status = InvoiceStatus.OPEN.value
     inv.finalized_at = inv.updated_at = now
     if inv.due_date is None:

@@ -36,10 +36,10 @@ from revflow.domain.discounts import DiscountableLine, DiscountTerms, Duration, 
 from revflow.domain.errors import InvalidInput, NotFound
 from revflow.domain.money import Currency
 from revflow.domain.pricing import PriceTerms, PricingModel
-from revflow.domain.subscriptions import Schedule
 from revflow.services.alerts import raise_alert
 from revflow.services.context import Ctx
 from revflow.services.price_terms import price_terms
+from revflow.services.schedules import schedule_of
 from revflow.storage.models import (
     Alert,
     Coupon,
@@ -145,18 +145,6 @@ def quote_discount_terms(coupon: Coupon, *, start: datetime, tz: str) -> Discoun
     )
 
 
-def _billing_start(sub: Subscription) -> datetime:
-    """When the subscription's paid periods begin: its trial's end, or its start."""
-    return Schedule(
-        start=sub.start_at,
-        interval=sub.interval,
-        count=sub.interval_count,
-        tz=sub.timezone,
-        day=sub.billing_cycle_day,
-        trial_end=sub.trial_end,
-    ).billing_start
-
-
 # --- matching ---------------------------------------------------------------------------------------
 
 #: (line, field, expected, actual)
@@ -203,7 +191,7 @@ def _discount_findings(
     expected = [0] * len(lines)
     if quote.coupon_id is not None:
         coupon = ctx.get(Coupon, quote.coupon_id, label="coupon")
-        terms = quote_discount_terms(coupon, start=_billing_start(sub), tz=sub.timezone)
+        terms = quote_discount_terms(coupon, start=schedule_of(sub).billing_start, tz=sub.timezone)
         ids = {li.price_id for li in lines if li.price_id}
         products = {
             p.id: p.product_id

@@ -381,7 +381,7 @@ def finalize_quote(ctx: Ctx, quote_id: str) -> Quote:
     before = _snapshot(q)
     _apply(ctx, q, customer, _values(q), now)
     org = ctx.get(Organization, ctx.org_id, label="organization")
-    q.number = f"{org.quote_prefix}{next_number(ctx, kind='quote'):06d}"
+    q.number = next_number(ctx, kind="quote", prefix=org.quote_prefix)
     q.status, q.finalized_at = _Q.OPEN.value, now
     _record(ctx, q, "finalize", before, "quote.finalized", now)
     return q

@@ -11,6 +11,7 @@ from revflow.domain.errors import InvalidInput
 from revflow.domain.ids import new_id
 from revflow.services import billing
 from revflow.services.context import Ctx
+from revflow.services.numbering import next_clock_number
 from revflow.services.pagination import Page, paginate
 from revflow.services.recorder import record
 from revflow.services.views_subscriptions import TestClockView
@@ -31,6 +32,7 @@ def create_clock(ctx: Ctx, *, frozen_time: datetime, name: str = "Test clock") -
         id=new_id("clock"),
         org_id=ctx.org_id,
         name=name,
+        number=next_clock_number(ctx),
         frozen_time=frozen_time,
         status="ready",
         created_at=ctx.now(),

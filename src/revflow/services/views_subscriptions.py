@@ -104,6 +104,7 @@ class TestClockView(_View):
     id: str
     object: Literal["test_clock"] = "test_clock"
     name: str
+    number: int
     frozen_time: datetime
     status: str
     created_at: datetime

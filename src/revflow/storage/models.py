@@ -54,6 +54,7 @@ __all__ = [
     "Subscription",
     "SubscriptionItem",
     "TestClock",
+    "TestClockNumberSequence",
 ]
 
 NAMING = {
@@ -249,9 +250,22 @@ class TestClock(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     org_id: Mapped[str] = org_fk()
     name: Mapped[str] = mapped_column(String(200))
+    number: Mapped[int]  # 1, 2, 3… per organization: the marker in its documents' numbers (ADR 0040)
     frozen_time: Mapped[datetime]
     status: Mapped[str] = mapped_column(String(20), default="ready")
     created_at: Mapped[datetime]
+
+
+class TestClockNumberSequence(Base):
+    """Last number handed out per test clock and document kind: simulated documents are numbered apart
+    from the organization's real ones (ADR 0040); incremented under a row lock like NumberSequence."""
+
+    __tablename__ = "test_clock_number_sequences"
+
+    test_clock_id: Mapped[str] = mapped_column(String(40), ForeignKey("test_clocks.id"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30), primary_key=True)
+    org_id: Mapped[str] = org_fk()
+    last_value: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Product(Base):
