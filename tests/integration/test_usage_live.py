@@ -73,6 +73,16 @@ def _events(customer: str) -> list[dict[str, object]]:
     return out
 
 
+def _calls_at_ten(t: Tenant, container: Container) -> tuple[str, str, str]:
+    """A customer on a test clock at 2024-06-01, subscribed to calls at 10 each: (clock, customer, price)."""
+    metric(t, "calls")
+    price = make_price(container, t.org_id, name="Usage", model="per_unit", unit="10", metric="calls")
+    clock = t.post("/v1/test_clocks", {"frozen_time": "2024-06-01T00:00:00Z"}).json()["id"]
+    customer = t.post("/v1/customers", {"name": "A", "currency": "USD", "test_clock_id": clock}).json()["id"]
+    t.post("/v1/subscriptions", {"customer_id": customer, "items": [{"price_id": price}]})
+    return clock, customer, price
+
+
 class TestCurrentUsage:
     def test_the_amount_so_far_is_what_the_invoice_bills(self, tenant: Tenant, container: Container) -> None:
         clock, customer, prices = _setup(tenant, container)
@@ -102,15 +112,7 @@ class TestCurrentUsage:
     def test_a_count_is_projected_linearly_over_the_period(
         self, tenant: Tenant, container: Container
     ) -> None:
-        metric(tenant, "calls")
-        price = make_price(
-            container, tenant.org_id, name="Usage", model="per_unit", unit="10", metric="calls"
-        )
-        clock = tenant.post("/v1/test_clocks", {"frozen_time": "2024-06-01T00:00:00Z"}).json()["id"]
-        customer = tenant.post(
-            "/v1/customers", {"name": "A", "currency": "USD", "test_clock_id": clock}
-        ).json()["id"]
-        tenant.post("/v1/subscriptions", {"customer_id": customer, "items": [{"price_id": price}]})
+        clock, customer, _ = _calls_at_ten(tenant, container)
         events = [
             {
                 "transaction_id": f"e{i}",
@@ -133,15 +135,7 @@ class TestCurrentUsage:
     def test_an_event_stamped_ahead_of_now_counts_so_far_as_the_invoice_bills_it(
         self, tenant: Tenant, container: Container
     ) -> None:
-        metric(tenant, "calls")
-        price = make_price(
-            container, tenant.org_id, name="Usage", model="per_unit", unit="10", metric="calls"
-        )
-        clock = tenant.post("/v1/test_clocks", {"frozen_time": "2024-06-01T00:00:00Z"}).json()["id"]
-        customer = tenant.post(
-            "/v1/customers", {"name": "A", "currency": "USD", "test_clock_id": clock}
-        ).json()["id"]
-        tenant.post("/v1/subscriptions", {"customer_id": customer, "items": [{"price_id": price}]})
+        clock, customer, price = _calls_at_ten(tenant, container)
         tenant.post(f"/v1/test_clocks/{clock}/advance", {"frozen_time": "2024-06-11T00:00:00Z"})
         at = ("2024-06-10T23:59:00Z", "2024-06-11T00:30:00Z")  # the second: 30 minutes ahead of the clock
         batch(
