@@ -35,7 +35,7 @@ from revflow.domain.usage import (
 from revflow.services.context import Ctx
 from revflow.storage.bulk import among
 from revflow.storage.models import Customer, CustomerExternalId, Subscription
-from revflow.storage.types import decode_json, exact_json
+from revflow.storage.types import exact_decoder, exact_json
 from revflow.storage.usage_models import (
     BillableMetric,
     UsageEvent,
@@ -44,7 +44,7 @@ from revflow.storage.usage_models import (
     UsageUniqueValue,
 )
 
-__all__ = ["MAX_BATCH", "Outcome", "add_rollups", "decode_json", "exact_json", "ingest"]
+__all__ = ["MAX_BATCH", "MetricReader", "Outcome", "add_rollups", "decode_batch", "decode_event", "ingest"]
 
 MAX_BATCH: Final = 1000
 #: Rollup rows per customer, metric, group and hour that concurrent PostgreSQL writers spread over.
@@ -84,8 +84,8 @@ class _WireBatch(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     events: Annotated[list[_Wire], msgspec.Meta(min_length=1, max_length=MAX_BATCH)]
 
 
-_BATCH_DECODER: Final = msgspec.json.Decoder(_WireBatch, float_hook=Decimal)
-_EVENT_DECODER: Final = msgspec.json.Decoder(_Wire, float_hook=Decimal)
+_BATCH_DECODER: Final = exact_decoder(_WireBatch)
+_EVENT_DECODER: Final = exact_decoder(_Wire)
 
 
 def decode_batch(raw: bytes) -> list[Any] | None:
@@ -93,7 +93,8 @@ def decode_batch(raw: bytes) -> list[Any] | None:
     C-speed pass (numbers exact, as :func:`~revflow.storage.types.decode_json` reads them); None when
     anything in the body does not fit, for the generic path to find each reason."""
     try:
-        return _BATCH_DECODER.decode(raw).events
+        batch: _WireBatch = _BATCH_DECODER.decode(raw)
+        return batch.events
     except msgspec.DecodeError:  # ValidationError included
         return None
 
@@ -288,16 +289,13 @@ def _parse_checked(index: int, raw: Any, now: datetime) -> _Event:
     )
 
 
-def apply_metric(event: Any, metric: BillableMetric, props: dict[str, Any] | None = None) -> None:
-    """Read the metric's value, unique value and group from the event's properties (``props``, default
-    ``event.properties``); sets ``status`` to ``filtered`` when the metric's filters exclude it. Raises
-    InvalidValue for a missing or non-numeric value (a binary float is not a number here: values are
-    exact decimals, see :func:`decode_json`)."""
-    _Reader(metric)(event, event.properties if props is None else props)
+class MetricReader:
+    """How one metric reads an event, taken from the ORM object once (not once per event).
 
-
-class _Reader:
-    """How one metric reads an event, taken from the ORM object once per batch (not once per event)."""
+    Calling it with an event and its properties sets the event's value, unique value and group, and
+    ``status`` ``filtered`` when the metric's filters exclude it. Raises InvalidValue for a missing or
+    non-numeric value (a binary float is not a number here: values are exact decimals, see
+    :func:`~revflow.storage.types.decode_json`)."""
 
     __slots__ = ("code", "filters", "group_by", "prop", "unique")
 
@@ -399,7 +397,7 @@ def ingest(ctx: Ctx, raw_events: list[Any]) -> list[Outcome]:
             continue
         seen[event.transaction_id] = i
         events.append(event)
-    readers = {code: _Reader(m) for code, m in _metrics(ctx, {e.metric_code for e in events}).items()}
+    readers = {code: MetricReader(m) for code, m in _metrics(ctx, {e.metric_code for e in events}).items()}
     good: list[_Event] = []
     for e in events:
         reader = readers.get(e.metric_code)

@@ -10,7 +10,7 @@ from sqlalchemy import Text, cast, delete, func, insert, literal, select, update
 
 from revflow.domain.usage import InvalidValue, floor_hour
 from revflow.services.context import Ctx
-from revflow.services.usage_ingest import apply_metric, resolve_externals
+from revflow.services.usage_ingest import MetricReader, resolve_externals
 from revflow.storage.models import Customer, Subscription
 from revflow.storage.types import decode_json
 from revflow.storage.usage_models import BillableMetric, UsageEvent, UsageRollup, UsageUniqueValue
@@ -177,6 +177,7 @@ def recover_metric(ctx: Ctx, metric: BillableMetric) -> int:
     s = ctx.session
     billable = 0
     buckets: set[Bucket] = set()
+    reader = MetricReader(metric)
     while True:
         # the properties as stored text too: the driver would read their decimals as binary floats
         rows = s.execute(
@@ -191,16 +192,14 @@ def recover_metric(ctx: Ctx, metric: BillableMetric) -> int:
         ).all()
         if not rows:
             break
-        batch = [event for event, _ in rows]
-        exact = {event.id: decode_json(text) for event, text in rows}
         externals = {
-            e.external_customer_id for e in batch if e.customer_id is None and e.external_customer_id
+            e.external_customer_id for e, _ in rows if e.customer_id is None and e.external_customer_id
         }
         owners = resolve_externals(s, ctx.org_id, externals)
-        for event in batch:
+        for event, exact_properties in rows:
             event.status, event.reason = "billable", None
             try:
-                apply_metric(event, metric, exact[event.id])
+                reader(event, decode_json(exact_properties))
             except InvalidValue:
                 event.status, event.reason = "invalid", "invalid_value"
                 continue

@@ -13,10 +13,17 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["DecimalString", "JSONType", "UTCDateTime", "decode_json", "exact_json"]
+__all__ = ["DecimalString", "JSONType", "UTCDateTime", "decode_json", "exact_decoder", "exact_json"]
+
 
 #: JSON with every non-integer number as an exact Decimal (never a binary float): ``1.1`` stays 1.1.
-_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+def exact_decoder(type_: Any = Any) -> msgspec.json.Decoder[Any]:
+    """A JSON decoder into ``type_`` that reads every non-integer number as an exact Decimal: the one place
+    that says how Revflow decodes numbers it must not round (usage bodies, stored event properties)."""
+    return msgspec.json.Decoder(type_, float_hook=Decimal)
+
+
+_DECODER = exact_decoder()
 
 
 def decode_json(raw: bytes | str) -> Any:

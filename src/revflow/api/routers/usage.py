@@ -24,6 +24,7 @@ from revflow.services.views_usage import (
     UsageEventView,
     UsageThresholdView,
 )
+from revflow.storage.types import decode_json
 from revflow.storage.usage_models import UsageEvent, UsageLateEvent
 
 api = router("usage")
@@ -54,7 +55,7 @@ class BadJson(InvalidInput):
 
 def _body(raw: bytes) -> Any:
     try:
-        return usage_ingest.decode_json(raw)
+        return decode_json(raw)
     except ValueError:
         raise BadJson("The request body is not valid JSON.") from None
 
