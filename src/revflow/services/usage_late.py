@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.orm import lazyload
 
 from revflow.services import billing
 from revflow.services.context import Ctx
@@ -37,7 +36,32 @@ __all__ = ["PERIOD_INVOICED", "after_ingest", "billed_through"]
 PERIOD_INVOICED = "period_invoiced"
 
 
-def billed_through(sub: Subscription) -> datetime | None:
+class _Periods(Protocol):
+    """What :func:`billed_through` reads of a subscription: the ORM object or a row of those columns."""
+
+    @property
+    def start_at(self) -> datetime: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def next_billing_at(self) -> datetime | None: ...
+    @property
+    def current_period_start(self) -> datetime | None: ...
+
+
+#: The columns of a subscription that ingestion reads (a row of them, not the ORM object: no identity map,
+#: no relationship state, for up to one subscription per customer of a 1,000-event batch).
+_COLUMNS: Final = (
+    Subscription.id,
+    Subscription.customer_id,
+    Subscription.start_at,
+    Subscription.ended_at,
+    Subscription.next_billing_at,
+    Subscription.current_period_start,
+)
+
+
+def billed_through(sub: _Periods) -> datetime | None:
     """The instant before which every period of ``sub`` was billed in full (its usage included), or
     None when no period was."""
     if sub.ended_at is not None and sub.next_billing_at is None:
@@ -70,24 +94,23 @@ def after_ingest(ctx: Ctx, events: Sequence[Any]) -> dict[str, str]:
         .exists()
     )
     rows = ctx.session.execute(
-        select(Subscription, has_threshold, bills_in_advance)
-        .where(Subscription.org_id == ctx.org_id, among(ctx.session, Subscription.customer_id, customers))
-        .options(lazyload(Subscription.items))
+        select(*_COLUMNS, has_threshold.label("threshold"), bills_in_advance.label("advance")).where(
+            Subscription.org_id == ctx.org_id, among(ctx.session, Subscription.customer_id, customers)
+        )
     ).all()
-    subs = {sub.id: sub for sub, _, _ in rows}
-    warnings = _record_late(ctx, events, subs)
-    with_thresholds = {sub.customer_id for sub, threshold, _ in rows if threshold}
+    warnings = _record_late(ctx, events, rows)
+    with_thresholds = {row.customer_id for row in rows if row.threshold}
     if with_thresholds:
         check_thresholds(ctx, with_thresholds)
-    if any(advance for _, _, advance in rows):
-        _bill_in_advance(ctx, customers, subs)
+    if any(row.advance for row in rows):
+        _bill_in_advance(ctx, customers)
     return warnings
 
 
-def _record_late(ctx: Ctx, events: Sequence[Any], subs: dict[str, Subscription]) -> dict[str, str]:
+def _record_late(ctx: Ctx, events: Sequence[Any], subs: Sequence[Any]) -> dict[str, str]:
     through: dict[str, datetime] = {}
     latest: dict[str, datetime] = {}
-    for s in subs.values():
+    for s in subs:
         at = billed_through(s)
         if at is not None:
             through[s.id] = at
@@ -140,7 +163,7 @@ def _record_late(ctx: Ctx, events: Sequence[Any], subs: dict[str, Subscription])
     return {e.id: PERIOD_INVOICED for e, _ in late}
 
 
-def _bill_in_advance(ctx: Ctx, customers: set[str], subs: dict[str, Subscription]) -> None:
+def _bill_in_advance(ctx: Ctx, customers: set[str]) -> None:
     rows = ctx.session.execute(
         select(SubscriptionItem.subscription_id, Price.id)
         .join(Price, Price.id == SubscriptionItem.price_id)
@@ -158,7 +181,7 @@ def _bill_in_advance(ctx: Ctx, customers: set[str], subs: dict[str, Subscription
     for sid, pid in rows:
         wanted.setdefault(sid, set()).add(pid)
     for sid, price_ids in wanted.items():
-        sub = subs[sid]
+        sub = ctx.get(Subscription, sid, label="subscription")
         customer = ctx.get(Customer, sub.customer_id, label="customer")
         now = customer_now(ctx, customer)
         if now < sub.start_at:
