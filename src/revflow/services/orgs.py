@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from revflow.domain.ids import new_id
@@ -82,11 +82,15 @@ def revoke_api_key(ctx: Ctx, key_id: str) -> ApiKey:
     return key
 
 
+#: Built once: every API request runs it (see :func:`revflow.storage.bulk.per_dialect`).
+_BY_HASH = select(ApiKey).where(ApiKey.key_hash == bindparam("key_hash"))
+
+
 def authenticate(session: Session, secret: str) -> ApiKey | None:
     """Return the live key matching ``secret``, or None."""
     if not secret.startswith(KEY_PREFIX):
         return None
-    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
+    key = session.scalar(_BY_HASH, {"key_hash": hash_key(secret)})
     if key is None or key.revoked_at is not None:
         return None
     return key

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Protocol
 
 import msgspec
-from sqlalchemy import case, func, select, tuple_
+from sqlalchemy import Select, bindparam, case, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -33,7 +33,7 @@ from revflow.domain.usage import (
     to_micros,
 )
 from revflow.services.context import Ctx
-from revflow.storage.bulk import among
+from revflow.storage.bulk import among, among_param, per_dialect
 from revflow.storage.models import Customer, CustomerExternalId, Subscription
 from revflow.storage.types import exact_decoder, exact_json
 from revflow.storage.usage_models import (
@@ -289,8 +289,18 @@ def _parse_checked(index: int, raw: Any, now: datetime) -> _Event:
     )
 
 
+class MetricFields(Protocol):
+    """What a :class:`MetricReader` reads of a metric: the ORM object, or a row of those columns."""
+
+    code: str
+    aggregation: str
+    group_by: str | None
+    filters: dict[str, Any]
+    property: str | None
+
+
 class MetricReader:
-    """How one metric reads an event, taken from the ORM object once (not once per event).
+    """How one metric reads an event, taken from the metric once (not once per event).
 
     Calling it with an event and its properties sets the event's value, unique value and group, and
     ``status`` ``filtered`` when the metric's filters exclude it. Raises InvalidValue for a missing or
@@ -299,7 +309,7 @@ class MetricReader:
 
     __slots__ = ("code", "filters", "group_by", "prop", "unique")
 
-    def __init__(self, metric: BillableMetric):
+    def __init__(self, metric: MetricFields):
         self.code = metric.code
         self.prop = metric.property
         self.unique = metric.aggregation == Aggregation.UNIQUE_COUNT.value
@@ -325,15 +335,20 @@ class MetricReader:
             event.status, event.reason = "filtered", None
 
 
+@per_dialect
+def _customers_query(dialect: str) -> Select[Any]:
+    return select(Customer.id).where(
+        Customer.org_id == bindparam("org"), among_param(dialect, Customer.id, "ids")
+    )
+
+
 def _resolve_customers(ctx: Ctx, events: list[_Event]) -> None:
     """Fill ``customer_id`` from external ids and subscriptions; unknown ones become unmatched."""
     s = ctx.session
     ids = {e.customer_id for e in events if e.customer_id is not None}
     known: set[str] = set()
     if ids:
-        known = set(
-            s.scalars(select(Customer.id).where(Customer.org_id == ctx.org_id, among(s, Customer.id, ids)))
-        )
+        known = set(s.scalars(_customers_query(s), {"org": ctx.org_id, "ids": list(ids)}))
     externals = {e.external_customer_id for e in events if e.customer_id is None and e.external_customer_id}
     by_external = resolve_externals(s, ctx.org_id, externals)
     subs = {e.subscription_id for e in events if e.subscription_id is not None}
@@ -452,15 +467,20 @@ def ingest(ctx: Ctx, raw_events: list[Any]) -> list[Outcome]:
     return [o for o in outcomes if o is not None]
 
 
-def _metrics(ctx: Ctx, codes: set[str]) -> dict[str, BillableMetric]:
+@per_dialect
+def _metrics_query(dialect: str) -> Select[Any]:
+    m = BillableMetric
+    return select(m.code, m.property, m.aggregation, m.group_by, m.filters).where(
+        m.org_id == bindparam("org"), among_param(dialect, m.code, "codes")
+    )
+
+
+def _metrics(ctx: Ctx, codes: set[str]) -> dict[str, MetricFields]:
+    """What the readers need of each metric in ``codes``: a row of five columns (not the ORM object)."""
     if not codes:
         return {}
-    return {
-        m.code: m
-        for m in ctx.session.scalars(
-            select(BillableMetric).where(BillableMetric.org_id == ctx.org_id, BillableMetric.code.in_(codes))
-        )
-    }
+    rows = ctx.session.execute(_metrics_query(ctx.session), {"org": ctx.org_id, "codes": list(codes)})
+    return {row.code: row for row in rows}
 
 
 def _stored_ids(ctx: Ctx, transaction_ids: list[str]) -> dict[str, str]:

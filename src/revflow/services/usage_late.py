@@ -20,14 +20,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 
 from revflow.services import billing
 from revflow.services.context import Ctx
 from revflow.services.usage_live import customer_now
 from revflow.services.usage_source import owner_at
 from revflow.services.usage_thresholds import check_thresholds
-from revflow.storage.bulk import among
+from revflow.storage.bulk import among, among_param, per_dialect
 from revflow.storage.models import Customer, InvoiceLineItem, Price, Subscription, SubscriptionItem
 from revflow.storage.usage_models import UsageLateEvent, UsageThreshold
 
@@ -72,14 +72,10 @@ def billed_through(sub: _Periods) -> datetime | None:
     return start
 
 
-def after_ingest(ctx: Ctx, events: Sequence[Any]) -> dict[str, str]:
-    """Record the late ones among the billable ``events`` just stored, check thresholds and bill usage
-    in advance. Returns a warning code per late event id."""
-    customers = {e.customer_id for e in events if e.customer_id is not None}
-    if not customers:
-        return {}
-    # one query: the subscriptions, and whether any has a threshold or a usage price billed in advance
-    # (the common case has neither, and then the two checks below cost nothing)
+@per_dialect
+def _subscriptions(dialect: str) -> Select[*tuple[Any, ...]]:
+    """The customers' subscriptions (:data:`_COLUMNS`), with whether each has a threshold or a usage price
+    billed in advance."""
     has_threshold = (
         select(UsageThreshold.id).where(UsageThreshold.subscription_id == Subscription.id).exists()
     )
@@ -93,10 +89,21 @@ def after_ingest(ctx: Ctx, events: Sequence[Any]) -> dict[str, str]:
         )
         .exists()
     )
+    return select(*_COLUMNS, has_threshold.label("threshold"), bills_in_advance.label("advance")).where(
+        Subscription.org_id == bindparam("org"), among_param(dialect, Subscription.customer_id, "customers")
+    )
+
+
+def after_ingest(ctx: Ctx, events: Sequence[Any]) -> dict[str, str]:
+    """Record the late ones among the billable ``events`` just stored, check thresholds and bill usage
+    in advance. Returns a warning code per late event id."""
+    customers = {e.customer_id for e in events if e.customer_id is not None}
+    if not customers:
+        return {}
+    # one query: the subscriptions, and whether any has a threshold or a usage price billed in advance
+    # (the common case has neither, and then the two checks below cost nothing)
     rows = ctx.session.execute(
-        select(*_COLUMNS, has_threshold.label("threshold"), bills_in_advance.label("advance")).where(
-            Subscription.org_id == ctx.org_id, among(ctx.session, Subscription.customer_id, customers)
-        )
+        _subscriptions(ctx.session), {"org": ctx.org_id, "customers": list(customers)}
     ).all()
     warnings = _record_late(ctx, events, rows)
     with_thresholds = {row.customer_id for row in rows if row.threshold}

@@ -11,15 +11,15 @@ exactly as an INSERT would store them) and an ``executemany`` on SQLite, in the 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Connection, String, Table, any_, insert, inspect, literal
+from sqlalchemy import ColumnElement, Connection, String, Table, any_, bindparam, insert, inspect, literal
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapper, QueryableAttribute, Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-__all__ = ["among", "built", "insert_new", "row_of", "write_rows"]
+__all__ = ["among", "among_param", "built", "insert_new", "per_dialect", "row_of", "write_rows"]
 
 _T = TypeVar("_T")
 _Plan = list[tuple[str, str, Any]]  # (attribute, column, default when the attribute is None)
@@ -131,3 +131,29 @@ def among(session: Session, column: QueryableAttribute[Any], ids: Iterable[str])
     if session.get_bind().dialect.name == "postgresql":
         return column == any_(literal(values, ARRAY(String)))
     return column.in_(values)
+
+
+def among_param(dialect: str, column: QueryableAttribute[Any], name: str) -> ColumnElement[bool]:
+    """:func:`among` with the ids bound later, as the list parameter ``name``: for a statement built once
+    (:func:`per_dialect`) and executed with ``{name: [...]}``."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def per_dialect(build: Callable[[str], _T]) -> Callable[[Session], _T]:
+    """A statement built once per dialect name, for the session's dialect.
+
+    For the queries of the hot paths (authentication, usage ingestion): a statement object built once
+    keeps its cache key memoized, so a call costs SQLAlchemy neither the construction nor the cache-key
+    walk it spends on a statement built anew (about a third of a small query's Python time)."""
+    done: dict[str, _T] = {}
+
+    def get(session: Session) -> _T:
+        name = session.get_bind().dialect.name
+        stmt = done.get(name)
+        if stmt is None:
+            stmt = done[name] = build(name)
+        return stmt
+
+    return get
