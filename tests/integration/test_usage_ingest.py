@@ -108,6 +108,28 @@ class TestBatchIngestion:
         assert _count(container, UsageEvent, tenant.org_id) == 50
         assert _rollup_events(container, tenant.org_id) == 50
 
+    def test_a_batch_half_stored_before_stores_only_its_new_half(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        # The first attempt (a plain insert, all keys new) fails on the stored keys; the batch is then
+        # written again with ON CONFLICT in the same transaction, and the request goes on to commit.
+        metric(tenant, "calls")
+        cus = customer(tenant)
+        events = [{"transaction_id": f"tx{i}", "customer_id": cus, "metric_code": "calls"} for i in range(40)]
+        first = batch(tenant, events[::2])
+
+        second = batch(tenant, events)
+
+        assert first["accepted"] == 20
+        assert (second["accepted"], second["duplicate"]) == (20, 20)
+        assert [r["status"] for r in second["data"][:2]] == ["duplicate", "accepted"]
+        by_tx = {r["transaction_id"]: r["id"] for r in first["data"]}
+        again = [r for r in second["data"] if r["status"] == "duplicate"]
+        assert all(r["id"] == by_tx[r["transaction_id"]] for r in again)
+        assert _count(container, UsageEvent, tenant.org_id) == 40
+        assert _count(container, UsageEventKey, tenant.org_id) == 40
+        assert _rollup_events(container, tenant.org_id) == 40
+
     def test_bad_bodies_are_refused_whole(self, tenant: Tenant, container: Container) -> None:
         not_json = tenant.post(
             "/v1/usage_events/batch", content=b"{oops", headers={"Content-Type": "application/json"}

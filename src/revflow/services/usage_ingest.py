@@ -20,7 +20,6 @@ from typing import Annotated, Any, Final, Protocol
 import msgspec
 from sqlalchemy import Select, bindparam, case, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from revflow.domain.ids import new_id
@@ -33,7 +32,7 @@ from revflow.domain.usage import (
     to_micros,
 )
 from revflow.services.context import Ctx
-from revflow.storage.bulk import among, among_param, per_dialect
+from revflow.storage.bulk import among, among_param, per_dialect, unless_taken
 from revflow.storage.models import Customer, CustomerExternalId, Subscription
 from revflow.storage.types import exact_decoder, exact_json
 from revflow.storage.usage_models import (
@@ -597,13 +596,8 @@ def _store_postgres(ctx: Ctx, events: list[Any], now: datetime) -> set[str]:
     session = ctx.session
     # Duplicates are rare (a retry): first as if there were none, inside a savepoint; when a key is taken,
     # back to the savepoint and again with ON CONFLICT, which skips it.
-    try:
-        with session.begin_nested():
-            session.connection().exec_driver_sql(_PG_INSERT_NEW, params)
+    if unless_taken(session, _PG_INSERT_NEW, params, _KEY_CONSTRAINT):
         return {e.transaction_id for e in events}
-    except IntegrityError as exc:
-        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) != _KEY_CONSTRAINT:
-            raise
     duplicates = {row[0] for row in session.connection().exec_driver_sql(_PG_INSERT, params)}
     return {e.transaction_id for e in events if e.transaction_id not in duplicates}
 

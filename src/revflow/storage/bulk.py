@@ -14,12 +14,22 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import ColumnElement, Connection, String, Table, any_, bindparam, insert, inspect, literal
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapper, QueryableAttribute, Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-__all__ = ["among", "among_param", "built", "insert_new", "per_dialect", "row_of", "write_rows"]
+__all__ = [
+    "among",
+    "among_param",
+    "built",
+    "insert_new",
+    "per_dialect",
+    "row_of",
+    "unless_taken",
+    "write_rows",
+]
 
 _T = TypeVar("_T")
 _Plan = list[tuple[str, str, Any]]  # (attribute, column, default when the attribute is None)
@@ -157,3 +167,27 @@ def per_dialect(build: Callable[[str], _T]) -> Callable[[Session], _T]:
         return stmt
 
     return get
+
+
+def unless_taken(session: Session, sql: str, params: dict[str, Any], constraint: str) -> bool:
+    """Run ``sql`` (PostgreSQL, psycopg parameters) inside a savepoint: True when it ran; False when it broke
+    the unique ``constraint``, and then nothing of it stays and the transaction goes on. Any other error
+    raises, the transaction failed.
+
+    The savepoint, the statement and its release travel together in one round trip (a psycopg pipeline):
+    the ORM's ``begin_nested`` would cost two more round trips and as much Python as the statement."""
+    dbapi = session.connection().connection.driver_connection
+    assert dbapi is not None
+    try:
+        with dbapi.pipeline(), dbapi.cursor() as cur:
+            cur.execute("SAVEPOINT unless_taken")
+            cur.execute(sql, params)
+            cur.execute("RELEASE SAVEPOINT unless_taken")
+        return True
+    except psycopg.errors.UniqueViolation as exc:
+        if exc.diag.constraint_name != constraint:
+            raise
+    with dbapi.pipeline(), dbapi.cursor() as cur:
+        cur.execute("ROLLBACK TO SAVEPOINT unless_taken")
+        cur.execute("RELEASE SAVEPOINT unless_taken")
+    return False
