@@ -61,9 +61,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_large = problem(413, "request_too_large", f"The request body exceeds {self.limit} bytes.")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await too_large(scope, receive, send)
+            await self._too_large(scope, receive, send)
             return
         seen = 0
 
@@ -78,7 +77,13 @@ class BodyLimit:
         try:
             await self.app(scope, limited, send)
         except _TooLarge:
-            await too_large(scope, receive, send)
+            await self._too_large(scope, receive, send)
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # built when needed: a problem response costs more than the rest of this middleware
+        await problem(413, "request_too_large", f"The request body exceeds {self.limit} bytes.")(
+            scope, receive, send
+        )
 
 
 class _TooLarge(Exception):
