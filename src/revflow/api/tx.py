@@ -35,8 +35,9 @@ __all__ = ["TxRoute", "get_ctx"]
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
 
-def get_ctx(request: Request) -> Ctx:
-    """FastAPI dependency: the request's unit of work (tenant, actor, clock, session)."""
+async def get_ctx(request: Request) -> Ctx:
+    """FastAPI dependency: the request's unit of work (tenant, actor, clock, session). A coroutine, so
+    FastAPI calls it in the event loop: a plain function would cost every request a worker-thread hop."""
     ctx: Ctx = request.state.ctx
     return ctx
 

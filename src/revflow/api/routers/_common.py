@@ -6,15 +6,34 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from revflow.api.tx import TxRoute, get_ctx
+from revflow.bootstrap import Container
 from revflow.services.context import Ctx
 
-__all__ = ["CtxDep", "ListParams", "ListParamsDep", "envelope", "pdf_response", "pdf_route", "router"]
+__all__ = [
+    "ContainerDep",
+    "CtxDep",
+    "ListParams",
+    "ListParamsDep",
+    "envelope",
+    "pdf_response",
+    "pdf_route",
+    "router",
+]
 
 CtxDep = Annotated[Ctx, Depends(get_ctx)]
+
+
+async def _container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+#: The app's container, for routes that start work outside the request (a test delivery, a sync run).
+ContainerDep = Annotated[Container, Depends(_container)]
 
 
 def router(tag: str) -> APIRouter:
@@ -29,7 +48,7 @@ class ListParams:
     ending_before: str | None
 
 
-def _list_params(
+async def _list_params(
     limit: Annotated[int, Query(ge=1, le=100, description="1 to 100, default 10")] = 10,
     starting_after: Annotated[
         str | None, Query(max_length=40, description="Id to start after (next page)")

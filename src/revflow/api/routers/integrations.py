@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import Query
 from sqlalchemy import select
 
-from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, router
+from revflow.api.routers._common import ContainerDep, CtxDep, ListParamsDep, envelope, router
 from revflow.api.schemas import ListOf
 from revflow.api.schemas_integrations import IntegrationCreate, IntegrationUpdate
-from revflow.bootstrap import Container
 from revflow.services import flows
 from revflow.services import integrations as svc
 from revflow.services.pagination import filtered, paginate
@@ -18,14 +17,6 @@ from revflow.services.views_integrations import IntegrationView, SyncJobView
 from revflow.storage.connector_models import Integration, SyncJob
 
 api = router("integrations")
-
-
-def _container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
-
-
-ContainerDep = Annotated[Container, Depends(_container)]
 
 
 @api.post("/integrations", status_code=201, response_model=IntegrationView, summary="Connect a CRM")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, Request
 from sqlalchemy import select
 
-from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, router
+from revflow.api.routers._common import ContainerDep, CtxDep, ListParamsDep, envelope, router
 from revflow.api.schemas import ListOf
 from revflow.api.schemas_hub import (
     EventReplay,
@@ -17,7 +16,6 @@ from revflow.api.schemas_hub import (
     WebhookEndpointCreate,
     WebhookEndpointUpdate,
 )
-from revflow.bootstrap import Container
 from revflow.domain.clock import SystemClock
 from revflow.domain.errors import InvalidInput
 from revflow.services import outbox
@@ -28,14 +26,6 @@ from revflow.storage.hub_models import WebhookAttempt, WebhookEndpoint
 from revflow.storage.models import Event, EventDelivery
 
 api = router("webhooks")
-
-
-def _container(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
-
-
-ContainerDep = Annotated[Container, Depends(_container)]
 
 
 @api.post(
