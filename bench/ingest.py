@@ -451,7 +451,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="measure each figure this many times")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--customers", type=int, default=100)
-    parser.add_argument("--single", type=int, default=4000)
+    parser.add_argument("--single", type=int, default=4000, help="single-event POSTs (0: skip)")
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seed", type=int, default=10_000_000)
     parser.add_argument("--seed-customer", type=int, default=1_000_000)
@@ -554,7 +554,7 @@ def main() -> None:
                 f"(server + PostgreSQL) = {copy_ms / (py_ms + pg_ms):.2f}"
             )
 
-        for run in range(1, args.repeat + 1):
+        for run in range(1, args.repeat + 1 if args.single else 1):  # --single 0 skips this part
             singles = _single_bodies(port, key, big, args.single, f"single{run}")
             servers, pg0 = _children(server.pid), _cpu(_backends(dsn))
             py0 = _cpu_s(servers)
