@@ -530,7 +530,8 @@ def main() -> None:
             print(
                 f"[run {run}] HTTP batch ingestion: {counts['accepted']:,} events in {wall:.2f} s = "
                 f"{http_rate:,.0f} events/s (batches of {args.batch}, {args.concurrency} in flight over "
-                f"{args.client_procs} client processes; {args.timestamps} timestamps; rejected {counts['rejected']}; "
+                f"{args.client_procs} client processes; {args.timestamps} timestamps; "
+                f"rejected {counts['rejected']}; "
                 f"client CPU {cpu:.2f} s = {cpu / wall:.0%} of one core)"
             )
             print(
