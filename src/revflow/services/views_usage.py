@@ -79,6 +79,7 @@ class UsageEventView(_View):
     timestamp: datetime
     value: Decimal | None
     group: str | None
+    #: As sent: non-integer numbers are exact Decimals (see :meth:`payload`).
     properties: dict[str, Any]
     status: str
     reason: str | None
@@ -86,6 +87,13 @@ class UsageEventView(_View):
     #: ``settled_invoice_id`` carries the correction (None until the next billing point).
     late: LateView | None = None
     created_at: datetime
+
+    def payload(self) -> dict[str, Any]:
+        """JSON-ready dict whose ``properties`` keep their exact Decimals, for :func:`exact_json` to write
+        as the numbers they are (pydantic would write a Decimal as a string)."""
+        out = super().payload()
+        out["properties"] = self.properties
+        return out
 
     @classmethod
     def of(cls, e: um.UsageEvent, *, late: um.UsageLateEvent | None = None) -> UsageEventView:

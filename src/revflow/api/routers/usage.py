@@ -24,7 +24,7 @@ from revflow.services.views_usage import (
     UsageEventView,
     UsageThresholdView,
 )
-from revflow.storage.types import decode_json
+from revflow.storage.types import decode_json, exact_json
 from revflow.storage.usage_models import UsageEvent, UsageLateEvent
 
 api = router("usage")
@@ -62,6 +62,11 @@ def _body(raw: bytes) -> Any:
 
 def _json(payload: Any, status: int) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def _exact(payload: Any) -> Response:
+    """200 with ``payload`` as JSON, its Decimals (event properties) written as the numbers they are."""
+    return Response(exact_json(payload), media_type="application/json")
 
 
 @api.post("/billable_metrics", status_code=201, response_model=BillableMetricView, summary="Create a metric")
@@ -181,7 +186,7 @@ def list_events(
     status: EventStatus | None = None,
     customer_id: Annotated[str | None, Query(max_length=40)] = None,
     metric_code: Annotated[str | None, Query(max_length=100)] = None,
-) -> dict[str, object]:
+) -> Response:
     stmt = select(UsageEvent).where(UsageEvent.org_id == ctx.org_id)
     if status == "late":  # accepted after their period was invoiced (ADR 0034)
         late = select(UsageLateEvent.event_id).where(UsageLateEvent.org_id == ctx.org_id)
@@ -209,8 +214,8 @@ def list_events(
             )
         )
     }
-    views = [UsageEventView.of(e, late=lates.get(e.id)) for e in result.items]
-    return envelope("/v1/usage_events", views, result.has_more)
+    views = [UsageEventView.of(e, late=lates.get(e.id)).payload() for e in result.items]
+    return _exact(envelope("/v1/usage_events", views, result.has_more))
 
 
 @api.get(
@@ -228,9 +233,9 @@ def customer_usage(customer_id: str, ctx: CtxDep) -> CustomerUsageView:
 
 
 @api.post("/usage_events/{usage_event_id}/void", response_model=UsageEventView, summary="Void a usage event")
-def void_event(usage_event_id: str, ctx: CtxDep) -> UsageEventView:
+def void_event(usage_event_id: str, ctx: CtxDep) -> Response:
     """Only before the event's period is invoiced (409 ``period_invoiced`` after: use a credit note)."""
-    return UsageEventView.of(usage_void.void_event(ctx, usage_event_id))
+    return _exact(UsageEventView.of(usage_void.void_event(ctx, usage_event_id)).payload())
 
 
 @api.post(
