@@ -88,12 +88,7 @@ class UsageEventView(_View):
     late: LateView | None = None
     created_at: datetime
 
-    def payload(self) -> dict[str, Any]:
-        """JSON-ready dict whose ``properties`` keep their exact Decimals, for :func:`exact_json` to write
-        as the numbers they are (pydantic would write a Decimal as a string)."""
-        out = super().payload()
-        out["properties"] = self.properties
-        return out
+    exact_fields = ("properties",)
 
     @classmethod
     def of(cls, e: um.UsageEvent, *, late: um.UsageLateEvent | None = None) -> UsageEventView:

@@ -11,8 +11,18 @@ from fastapi.responses import Response
 
 from revflow.api.tx import TxRoute, get_ctx
 from revflow.services.context import Ctx
+from revflow.storage.types import exact_json
 
-__all__ = ["CtxDep", "ListParams", "ListParamsDep", "envelope", "pdf_response", "pdf_route", "router"]
+__all__ = [
+    "CtxDep",
+    "ListParams",
+    "ListParamsDep",
+    "envelope",
+    "exact_response",
+    "pdf_response",
+    "pdf_route",
+    "router",
+]
 
 CtxDep = Annotated[Ctx, Depends(get_ctx)]
 
@@ -46,6 +56,14 @@ ListParamsDep = Annotated[ListParams, Depends(_list_params)]
 
 def envelope(url: str, data: list[Any], has_more: bool) -> dict[str, Any]:
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
+
+
+def exact_response(payload: Any) -> Response:
+    """200 with ``payload`` as JSON, its Decimals (a customer's numbers: usage-event properties, and the
+    domain events that carry them) written as the numbers they are. Build ``payload`` with the views'
+    ``payload()``, which keeps those Decimals; the route keeps its ``response_model`` for the OpenAPI
+    schema."""
+    return Response(exact_json(payload), media_type="application/json")
 
 
 _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, router
+from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, exact_response, router
 from revflow.api.schemas import ListOf
 from revflow.api.schemas_usage import MetricCreate, ThresholdCreate
 from revflow.api.usage_groups import SingleEventGroups
@@ -24,7 +24,7 @@ from revflow.services.views_usage import (
     UsageEventView,
     UsageThresholdView,
 )
-from revflow.storage.types import decode_json, exact_json
+from revflow.storage.types import decode_json
 from revflow.storage.usage_models import UsageEvent, UsageLateEvent
 
 api = router("usage")
@@ -62,11 +62,6 @@ def _body(raw: bytes) -> Any:
 
 def _json(payload: Any, status: int) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
-
-
-def _exact(payload: Any) -> Response:
-    """200 with ``payload`` as JSON, its Decimals (event properties) written as the numbers they are."""
-    return Response(exact_json(payload), media_type="application/json")
 
 
 @api.post("/billable_metrics", status_code=201, response_model=BillableMetricView, summary="Create a metric")
@@ -215,7 +210,7 @@ def list_events(
         )
     }
     views = [UsageEventView.of(e, late=lates.get(e.id)).payload() for e in result.items]
-    return _exact(envelope("/v1/usage_events", views, result.has_more))
+    return exact_response(envelope("/v1/usage_events", views, result.has_more))
 
 
 @api.get(
@@ -235,7 +230,7 @@ def customer_usage(customer_id: str, ctx: CtxDep) -> CustomerUsageView:
 @api.post("/usage_events/{usage_event_id}/void", response_model=UsageEventView, summary="Void a usage event")
 def void_event(usage_event_id: str, ctx: CtxDep) -> Response:
     """Only before the event's period is invoiced (409 ``period_invoiced`` after: use a credit note)."""
-    return _exact(UsageEventView.of(usage_void.void_event(ctx, usage_event_id)).payload())
+    return exact_response(UsageEventView.of(usage_void.void_event(ctx, usage_event_id)).payload())
 
 
 @api.post(
