@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import psycopg
 from sqlalchemy import ColumnElement, Connection, String, Table, any_, bindparam, insert, inspect, literal
@@ -175,19 +175,27 @@ def unless_taken(session: Session, sql: str, params: dict[str, Any], constraint:
     raises, the transaction failed.
 
     The savepoint, the statement and its release travel together in one round trip (a psycopg pipeline):
-    the ORM's ``begin_nested`` would cost two more round trips and as much Python as the statement."""
+    the ORM's ``begin_nested`` would cost two more round trips and as much Python as the statement. The
+    savepoint commands are never prepared: psycopg prepares a statement on its sixth run, and a command
+    queued behind the failing one is skipped by the server while psycopg would count it as prepared
+    ("prepared statement _pg3_0 does not exist" on the next run)."""
     dbapi = session.connection().connection.driver_connection
     assert dbapi is not None
     try:
         with dbapi.pipeline(), dbapi.cursor() as cur:
-            cur.execute("SAVEPOINT unless_taken")
+            cur.execute(_SAVEPOINT, prepare=False)
             cur.execute(sql, params)
-            cur.execute("RELEASE SAVEPOINT unless_taken")
+            cur.execute(_RELEASE, prepare=False)
         return True
     except psycopg.errors.UniqueViolation as exc:
         if exc.diag.constraint_name != constraint:
             raise
     with dbapi.pipeline(), dbapi.cursor() as cur:
-        cur.execute("ROLLBACK TO SAVEPOINT unless_taken")
-        cur.execute("RELEASE SAVEPOINT unless_taken")
+        cur.execute(_ROLLBACK_TO, prepare=False)
+        cur.execute(_RELEASE, prepare=False)
     return False
+
+
+_SAVEPOINT: Final = "SAVEPOINT unless_taken"
+_RELEASE: Final = "RELEASE SAVEPOINT unless_taken"
+_ROLLBACK_TO: Final = "ROLLBACK TO SAVEPOINT unless_taken"
