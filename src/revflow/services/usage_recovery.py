@@ -6,13 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Text, cast, delete, func, insert, literal, select, update
+from sqlalchemy import delete, func, insert, literal, select, update
 
 from revflow.domain.usage import InvalidValue, floor_hour
 from revflow.services.context import Ctx
 from revflow.services.usage_ingest import MetricReader, resolve_externals
 from revflow.storage.models import Customer, Subscription
-from revflow.storage.types import decode_json
 from revflow.storage.usage_models import BillableMetric, UsageEvent, UsageRollup, UsageUniqueValue
 
 __all__ = ["rebuild_buckets", "recover_customer", "recover_metric"]
@@ -179,9 +178,8 @@ def recover_metric(ctx: Ctx, metric: BillableMetric) -> int:
     buckets: set[Bucket] = set()
     reader = MetricReader(metric)
     while True:
-        # the properties as stored text too: the driver would read their decimals as binary floats
-        rows = s.execute(
-            select(UsageEvent, cast(UsageEvent.properties, Text).label("exact_properties"))
+        events = s.scalars(  # properties are read exactly (storage.types.ExactJSON)
+            select(UsageEvent)
             .where(
                 UsageEvent.org_id == ctx.org_id,
                 UsageEvent.status == "unmatched",
@@ -190,16 +188,16 @@ def recover_metric(ctx: Ctx, metric: BillableMetric) -> int:
             )
             .limit(_CHUNK)
         ).all()
-        if not rows:
+        if not events:
             break
         externals = {
-            e.external_customer_id for e, _ in rows if e.customer_id is None and e.external_customer_id
+            e.external_customer_id for e in events if e.customer_id is None and e.external_customer_id
         }
         owners = resolve_externals(s, ctx.org_id, externals)
-        for event, exact_properties in rows:
+        for event in events:
             event.status, event.reason = "billable", None
             try:
-                reader(event, decode_json(exact_properties))
+                reader(event, event.properties)
             except InvalidValue:
                 event.status, event.reason = "invalid", "invalid_value"
                 continue

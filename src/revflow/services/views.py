@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,10 +25,17 @@ __all__ = [
 
 class _View(BaseModel):
     model_config = ConfigDict(from_attributes=True)
+    #: Fields holding a customer's numbers as exact Decimals, which :meth:`payload` keeps as they are.
+    exact_fields: ClassVar[tuple[str, ...]] = ()
 
     def payload(self) -> dict[str, Any]:
-        """JSON-ready dict (for event payloads)."""
-        return self.model_dump(mode="json")
+        """JSON-ready dict (for event payloads and :func:`~revflow.storage.types.exact_json`), except that
+        the :attr:`exact_fields` keep their Decimals: pydantic's JSON mode would write them as strings, and
+        ``exact_json`` writes them as the numbers they are."""
+        out = self.model_dump(mode="json")
+        for name in self.exact_fields:
+            out[name] = getattr(self, name)
+        return out
 
 
 class AddressView(_View):
@@ -278,5 +285,8 @@ class EventView(_View):
     type: str
     object_type: str
     object_id: str
+    #: As stored: a voided usage event's properties are exact Decimals (see :meth:`payload`).
     data: dict[str, Any]
     created_at: datetime
+
+    exact_fields = ("data",)

@@ -79,6 +79,7 @@ class UsageEventView(_View):
     timestamp: datetime
     value: Decimal | None
     group: str | None
+    #: As sent: non-integer numbers are exact Decimals (see :meth:`payload`).
     properties: dict[str, Any]
     status: str
     reason: str | None
@@ -86,6 +87,8 @@ class UsageEventView(_View):
     #: ``settled_invoice_id`` carries the correction (None until the next billing point).
     late: LateView | None = None
     created_at: datetime
+
+    exact_fields = ("properties",)
 
     @classmethod
     def of(cls, e: um.UsageEvent, *, late: um.UsageLateEvent | None = None) -> UsageEventView:

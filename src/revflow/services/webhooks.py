@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,7 @@ from revflow.services.ports import SecretBox, UrlNotAllowed, WebhookRequest, Web
 from revflow.services.recorder import diff, record
 from revflow.storage.hub_models import WebhookAttempt, WebhookEndpoint
 from revflow.storage.models import Event, EventDelivery
+from revflow.storage.types import exact_json
 
 __all__ = [
     "UrlNotAllowedError",
@@ -243,8 +245,13 @@ def sign(secrets_: list[str], *, msg_id: str, body: str, at: datetime) -> dict[s
 
 
 def event_body(event: Event) -> str:
-    """The JSON sent for ``event``: id, type, timestamp (when it happened) and data, as the API shows it."""
-    return json.dumps(
+    """The JSON sent for ``event``: id, type, timestamp (when it happened) and data, as the API shows it.
+
+    Compact, keys sorted, every character outside printable ASCII escaped (``\\u00fc``), as ``json.dumps``
+    wrote it before; a Decimal in ``data`` (a usage event's property) is written as the exact number it is.
+    The same event always gives the same text, so a retry or a replay sends the same body.
+    """
+    doc = exact_json(
         {
             "id": event.id,
             "object": "event",
@@ -254,9 +261,19 @@ def event_body(event: Event) -> str:
             "object_id": event.object_id,
             "data": event.data,
         },
-        separators=(",", ":"),
         sort_keys=True,
     )
+    return _NOT_PRINTABLE_ASCII.sub(_escape, doc.decode())
+
+
+#: Left unescaped by orjson (which escapes only ``"``, ``\`` and control characters), escaped by
+#: ``json.dumps``: DEL and every non-ASCII character. Outside strings, compact JSON has none of them.
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    """``\\uXXXX`` (a surrogate pair beyond the BMP), exactly as ``json.dumps`` escapes the character."""
+    return json.dumps(match.group())[1:-1]
 
 
 def record_attempt(

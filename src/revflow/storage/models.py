@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from revflow.storage.types import DecimalString, JSONType, UTCDateTime
+from revflow.storage.types import DecimalString, ExactJSON, JSONType, UTCDateTime
 
 __all__ = [
     "Alert",
@@ -687,7 +687,8 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(80))
     object_type: Mapped[str] = mapped_column(String(40))
     object_id: Mapped[str] = mapped_column(String(40), index=True)
-    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    #: Read back exactly (ADR 0041): a voided usage event's properties keep the digits the customer sent.
+    data: Mapped[dict[str, Any]] = mapped_column(ExactJSON)
     created_at: Mapped[datetime]
 
 

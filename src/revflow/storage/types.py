@@ -8,12 +8,20 @@ from typing import Any
 
 import msgspec
 import orjson
-from sqlalchemy import JSON, DateTime, String
+from sqlalchemy import JSON, ColumnElement, DateTime, String, Text, cast, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["DecimalString", "JSONType", "UTCDateTime", "decode_json", "exact_decoder", "exact_json"]
+__all__ = [
+    "DecimalString",
+    "ExactJSON",
+    "JSONType",
+    "UTCDateTime",
+    "decode_json",
+    "exact_decoder",
+    "exact_json",
+]
 
 
 #: JSON with every non-integer number as an exact Decimal (never a binary float): ``1.1`` stays 1.1.
@@ -43,18 +51,49 @@ def _exact(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def exact_json(value: Any) -> bytes:
-    """``value`` as JSON, a Decimal written as the exact number it is (``Decimal('0.10')`` → ``0.10``).
+def exact_json(value: Any, *, sort_keys: bool = False) -> bytes:
+    """``value`` as compact JSON, a Decimal written as the exact number it is (``Decimal('0.10')`` →
+    ``0.10``); with ``sort_keys``, every object's keys in code point order (as ``json.dumps`` sorts them).
     The engines write JSON columns with it, so exact event properties are stored as numbers, digit for digit.
 
     >>> exact_json({"gb": Decimal("0.10"), "n": 3})
     b'{"gb":0.10,"n":3}'
+    >>> exact_json({"n": 3, "gb": Decimal("0.10")}, sort_keys=True)
+    b'{"gb":0.10,"n":3}'
     """
-    return orjson.dumps(value, default=_exact, option=orjson.OPT_NON_STR_KEYS)
+    option = orjson.OPT_NON_STR_KEYS | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+    return orjson.dumps(value, default=_exact, option=option)
 
 
 #: JSON on SQLite, JSONB on PostgreSQL.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class ExactJSON(TypeDecorator[Any]):
+    """A JSON column (JSON on SQLite, JSONB on PostgreSQL) read back digit for digit: non-integer numbers
+    come back as the Decimals that were written, never rounded.
+
+    The drivers would parse the stored document themselves (PostgreSQL's jsonb loader, SQLite's
+    ``json.loads``) and round numbers of more than 15-17 significant digits. So the column is selected as
+    its text (``CAST(... AS TEXT)``; jsonb keeps a number's digits) and decoded by :func:`decode_json`.
+    Written like any JSON column, through the engine's ``json_serializer`` (:func:`exact_json`).
+    """
+
+    impl = JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(JSONB() if dialect.name == "postgresql" else JSON())
+
+    def column_expression(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        return type_coerce(cast(column, Text), self)  # the text, then this type's result processor
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        return _decode_or_none  # instead of the driver's JSON parsing, not after it
+
+
+def _decode_or_none(value: str | None) -> Any:
+    return None if value is None else decode_json(value)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

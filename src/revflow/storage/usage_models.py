@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from revflow.storage.models import Base, org_fk
-from revflow.storage.types import JSONType
+from revflow.storage.types import ExactJSON, JSONType
 
 __all__ = [
     "BillableMetric",
@@ -112,7 +112,8 @@ class UsageEvent(Base):
     #: The value counted by ``unique_count`` metrics (as text).
     unique_value: Mapped[str | None] = mapped_column(String(200))
     group_key: Mapped[str] = mapped_column(String(200), default="")
-    properties: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    #: Read back exactly (non-integer numbers as Decimals): a customer sees the digits they sent.
+    properties: Mapped[dict[str, Any]] = mapped_column(ExactJSON, default=dict)
     status: Mapped[str] = mapped_column(String(12))
     reason: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime]

@@ -1,4 +1,5 @@
-"""Pieces every router shares: the transactional router, list parameters, envelopes, PDF downloads."""
+"""Pieces every router shares: the transactional router, its dependencies, list parameters, envelopes,
+exact JSON answers, PDF downloads."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi.responses import Response
 from revflow.api.tx import TxRoute, get_ctx
 from revflow.bootstrap import Container
 from revflow.services.context import Ctx
+from revflow.storage.types import exact_json
 
 __all__ = [
     "ContainerDep",
@@ -19,6 +21,7 @@ __all__ = [
     "ListParams",
     "ListParamsDep",
     "envelope",
+    "exact_response",
     "pdf_response",
     "pdf_route",
     "router",
@@ -65,6 +68,14 @@ ListParamsDep = Annotated[ListParams, Depends(_list_params)]
 
 def envelope(url: str, data: list[Any], has_more: bool) -> dict[str, Any]:
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
+
+
+def exact_response(payload: Any) -> Response:
+    """200 with ``payload`` as JSON, its Decimals (a customer's numbers: usage-event properties, and the
+    domain events that carry them) written as the numbers they are. Build ``payload`` with the views'
+    ``payload()``, which keeps those Decimals; the route keeps its ``response_model`` for the OpenAPI
+    schema."""
+    return Response(exact_json(payload), media_type="application/json")
 
 
 _Endpoint = TypeVar("_Endpoint", bound=Callable[..., Any])

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Query
+from fastapi.responses import Response
 from pydantic import AwareDatetime
 from sqlalchemy import select
 
-from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, router
+from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, exact_response, router
 from revflow.api.schemas import ApiKeyCreate, ListOf
 from revflow.services import orgs
 from revflow.services.pagination import filtered, paginate
@@ -86,7 +87,7 @@ def list_events(
     page: ListParamsDep,
     type: Annotated[str | None, Query(max_length=80, description="e.g. invoice.finalized")] = None,
     object_id: Annotated[str | None, Query(max_length=40)] = None,
-) -> dict[str, object]:
+) -> Response:
     stmt = filtered(
         select(Event).where(Event.org_id == ctx.org_id), (Event.type, type), (Event.object_id, object_id)
     )
@@ -98,12 +99,13 @@ def list_events(
         starting_after=page.starting_after,
         ending_before=page.ending_before,
     )
-    return envelope("/v1/events", [EventView.model_validate(e) for e in result.items], result.has_more)
+    views = [EventView.model_validate(e).payload() for e in result.items]
+    return exact_response(envelope("/v1/events", views, result.has_more))
 
 
 @api.get("/events/{event_id}", response_model=EventView, summary="Retrieve an event")
-def get_event(event_id: str, ctx: CtxDep) -> EventView:
-    return EventView.model_validate(ctx.get(Event, event_id, label="event"))
+def get_event(event_id: str, ctx: CtxDep) -> Response:
+    return exact_response(EventView.model_validate(ctx.get(Event, event_id, label="event")).payload())
 
 
 @api.get("/payments", response_model=ListOf[PaymentView], summary="List payments")

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, router
+from revflow.api.routers._common import CtxDep, ListParamsDep, envelope, exact_response, router
 from revflow.api.schemas import ListOf
 from revflow.api.schemas_usage import MetricCreate, ThresholdCreate
 from revflow.api.usage_groups import SingleEventGroups
@@ -181,7 +181,7 @@ def list_events(
     status: EventStatus | None = None,
     customer_id: Annotated[str | None, Query(max_length=40)] = None,
     metric_code: Annotated[str | None, Query(max_length=100)] = None,
-) -> dict[str, object]:
+) -> Response:
     stmt = select(UsageEvent).where(UsageEvent.org_id == ctx.org_id)
     if status == "late":  # accepted after their period was invoiced (ADR 0034)
         late = select(UsageLateEvent.event_id).where(UsageLateEvent.org_id == ctx.org_id)
@@ -209,8 +209,8 @@ def list_events(
             )
         )
     }
-    views = [UsageEventView.of(e, late=lates.get(e.id)) for e in result.items]
-    return envelope("/v1/usage_events", views, result.has_more)
+    views = [UsageEventView.of(e, late=lates.get(e.id)).payload() for e in result.items]
+    return exact_response(envelope("/v1/usage_events", views, result.has_more))
 
 
 @api.get(
@@ -228,9 +228,9 @@ def customer_usage(customer_id: str, ctx: CtxDep) -> CustomerUsageView:
 
 
 @api.post("/usage_events/{usage_event_id}/void", response_model=UsageEventView, summary="Void a usage event")
-def void_event(usage_event_id: str, ctx: CtxDep) -> UsageEventView:
+def void_event(usage_event_id: str, ctx: CtxDep) -> Response:
     """Only before the event's period is invoiced (409 ``period_invoiced`` after: use a credit note)."""
-    return UsageEventView.of(usage_void.void_event(ctx, usage_event_id))
+    return exact_response(UsageEventView.of(usage_void.void_event(ctx, usage_event_id)).payload())
 
 
 @api.post(
