@@ -7,15 +7,12 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import text
 from standardwebhooks import Webhook
 
-from revflow.bootstrap import Container, build
-from revflow.config import Settings
+from revflow.bootstrap import Container
 from revflow.services import outbox
-from revflow.storage.models import Base
 from revflow.storage.types import decode_json
-from tests.conftest import Tenant
+from tests.conftest import Tenant, container_for
 from tests.integration.usage_helpers import customer, metric
 from tests.integration.webhook_receiver import Receiver
 
@@ -42,13 +39,7 @@ _EXPECTED = {
 @pytest.fixture
 def container(db_url: str) -> Iterator[Container]:
     """The default container, allowed to deliver webhooks to a receiver on 127.0.0.1."""
-    c = build(Settings(database_url=db_url, webhook_allow_private=True), auto_migrate=False)
-    yield c
-    if c.engine.dialect.name == "postgresql":
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        with c.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    c.close()
+    yield from container_for(db_url, webhook_allow_private=True)
 
 
 @pytest.fixture
