@@ -101,23 +101,6 @@ class TestExactProperties:
         assert (event["customer_id"], event["status"], event["late"]) == (cus, "billable", None)
         assert '"gb":2.5' in r.text and '"region":"eu"' in r.text
 
-    def test_an_unmatched_decimal_is_still_listed_exactly_once_its_metric_reads_it(
-        self, tenant: Tenant
-    ) -> None:
-        cus = customer(tenant)
-        body = (
-            f'{{"transaction_id": "late", "customer_id": "{cus}", "metric_code": "gb", '
-            '"timestamp": "2024-06-01T10:00:00Z", "properties": {"gb": 98765432109.876543}}'
-        )
-        tenant.post("/v1/usage_events", content=body.encode(), headers={"Content-Type": "application/json"})
-
-        metric(tenant, "gb", "sum", property="gb")
-        r = tenant.get("/v1/usage_events")
-
-        [event] = r.json()["data"]
-        assert event["status"] == "billable" and event["value"] == "98765432109.876543"
-        assert '"gb":98765432109.876543' in r.text
-
 
 def _void_event(tenant: Tenant) -> str:
     """An event with :data:`_PROPERTIES`, voided; returns the id of its ``usage_event.voided`` event."""

@@ -289,7 +289,11 @@ class TestExactValues:
 
         with container.sessions() as s:
             value = s.scalar(select(UsageEvent.value).where(UsageEvent.org_id == tenant.org_id))
+        listed = tenant.get("/v1/usage_events")
         assert value == 98_765_432_109_876_543
+        [event] = listed.json()["data"]
+        assert event["status"] == "billable" and event["value"] == "98765432109.876543"
+        assert '"gb":98765432109.876543' in listed.text  # the properties as sent (ADR 0041)
 
     def test_a_binary_float_from_a_python_caller_is_refused_not_rounded(
         self, tenant: Tenant, container: Container
