@@ -18,6 +18,7 @@ from sqlalchemy import text
 from revflow.api.app import create_app
 from revflow.bootstrap import Container, build
 from revflow.config import Settings
+from revflow.domain.clock import Clock
 from revflow.services import orgs
 from revflow.services.context import Actor, Ctx
 from revflow.storage.engine import migrate
@@ -76,15 +77,21 @@ def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_database"))
 
 
-@pytest.fixture
-def container(db_url: str) -> Iterator[Container]:
-    c = build(Settings(database_url=db_url), auto_migrate=False)
+def container_for(db_url: str, *, clock: Clock | None = None, **settings: Any) -> Iterator[Container]:
+    """A container on the test's database with these ``settings`` (and ``clock``); on PostgreSQL its tables
+    are emptied afterwards. A fixture yields from it: ``yield from container_for(db_url, ...)``."""
+    c = build(Settings(database_url=db_url, **settings), clock=clock, auto_migrate=False)
     yield c
     if c.engine.dialect.name == "postgresql":
         tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
         with c.engine.begin() as conn:
             conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     c.close()
+
+
+@pytest.fixture
+def container(db_url: str) -> Iterator[Container]:
+    yield from container_for(db_url)
 
 
 @pytest.fixture

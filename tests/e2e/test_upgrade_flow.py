@@ -13,15 +13,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from revflow.api.app import create_app
-from revflow.bootstrap import Container, build
-from revflow.config import Settings
+from revflow.bootstrap import Container
 from revflow.domain.clock import FrozenClock
 from revflow.jobs.worker import Worker
-from revflow.storage.models import Base
-from tests.conftest import Tenant, make_tenant
+from tests.conftest import Tenant, container_for, make_tenant
 from tests.fakes.hubspot import FakeHubSpot
 from tests.integration.crm_helpers import HOOK_URL, TOKEN, connect_hubspot, deliver, plans
 from tests.integration.webhook_receiver import Receiver
@@ -36,13 +33,7 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def container(db_url: str, clock: FrozenClock) -> Iterator[Container]:
-    c = build(Settings(database_url=db_url, webhook_allow_private=True), clock=clock, auto_migrate=False)
-    yield c
-    if c.engine.dialect.name == "postgresql":
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        with c.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    c.close()
+    yield from container_for(db_url, clock=clock, webhook_allow_private=True)
 
 
 @pytest.fixture

@@ -6,16 +6,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from revflow.adapters.payments.sandbox import SandboxGateway
-from revflow.bootstrap import Container, build
-from revflow.config import Settings
+from revflow.bootstrap import Container
 from revflow.domain.clock import FrozenClock
 from revflow.jobs.worker import Worker
-from revflow.storage.models import Base
 from revflow.storage.payment_models import SandboxCharge
-from tests.conftest import Tenant
+from tests.conftest import Tenant, container_for
 
 T0 = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -23,17 +21,7 @@ T0 = datetime(2030, 3, 1, 12, 0, tzinfo=UTC)
 def frozen_container(db_url: str, *, at: datetime = T0, **settings: Any) -> Iterator[Container]:
     """A container whose clock the test moves (starting at ``at``); leases of 0 s so the janitor resolves
     at once."""
-    c = build(
-        Settings(database_url=db_url, payment_lease_seconds=0, **settings),
-        clock=FrozenClock(at),
-        auto_migrate=False,
-    )
-    yield c
-    if c.engine.dialect.name == "postgresql":
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        with c.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    c.close()
+    yield from container_for(db_url, clock=FrozenClock(at), payment_lease_seconds=0, **settings)
 
 
 def clock(container: Container) -> FrozenClock:

@@ -108,6 +108,35 @@ class TestBatchIngestion:
         assert _count(container, UsageEvent, tenant.org_id) == 50
         assert _rollup_events(container, tenant.org_id) == 50
 
+    def test_an_integer_beyond_64_bits_in_properties_rejects_its_event_only(
+        self, tenant: Tenant, container: Container
+    ) -> None:
+        metric(tenant, "calls")
+        cus = customer(tenant)
+        events = ", ".join(
+            f'{{"transaction_id": "{tx}", "customer_id": "{cus}", "metric_code": "calls", '
+            f'"properties": {{"ref": {ref}}}}}'
+            for tx, ref in [("a", 1), ("b", 2**64), ("c", -(2**63)), ("d", 10**30)]
+        )
+
+        r = tenant.post(
+            "/v1/usage_events/batch",
+            content=f'{{"events": [{events}]}}'.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+
+        assert r.status_code == 200, r.text
+        answers = [(e["status"], e.get("code")) for e in r.json()["data"]]
+        assert answers == [
+            ("accepted", None),
+            ("rejected", "invalid_properties"),
+            ("accepted", None),
+            ("rejected", "invalid_properties"),
+        ]
+        assert "send it as a string" in r.json()["data"][1]["message"]
+        assert _count(container, UsageEvent, tenant.org_id) == 2
+        assert _count(container, UsageEventKey, tenant.org_id) == 2
+
     def test_a_batch_half_stored_before_stores_only_its_new_half(
         self, tenant: Tenant, container: Container
     ) -> None:
@@ -289,7 +318,11 @@ class TestExactValues:
 
         with container.sessions() as s:
             value = s.scalar(select(UsageEvent.value).where(UsageEvent.org_id == tenant.org_id))
+        listed = tenant.get("/v1/usage_events")
         assert value == 98_765_432_109_876_543
+        [event] = listed.json()["data"]
+        assert event["status"] == "billable" and event["value"] == "98765432109.876543"
+        assert '"gb":98765432109.876543' in listed.text  # the properties as sent (ADR 0041)
 
     def test_a_binary_float_from_a_python_caller_is_refused_not_rounded(
         self, tenant: Tenant, container: Container

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -29,8 +29,8 @@ from revflow.jobs.worker import Worker, deliver_events
 from revflow.services import outbox
 from revflow.services.alerts import raise_alert
 from revflow.storage.hub_models import OutboxEntry, WebhookAttempt, WebhookEndpoint
-from revflow.storage.models import Alert, Base, EventDelivery
-from tests.conftest import Tenant
+from revflow.storage.models import Alert, EventDelivery
+from tests.conftest import Tenant, container_for
 from tests.integration.billing_helpers import make_plan, make_price
 from tests.integration.webhook_receiver import Receiver
 
@@ -42,13 +42,7 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def container(db_url: str, clock: FrozenClock) -> Iterator[Container]:
-    c = build(Settings(database_url=db_url, webhook_allow_private=True), clock=clock, auto_migrate=False)
-    yield c
-    if c.engine.dialect.name == "postgresql":
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        with c.engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    c.close()
+    yield from container_for(db_url, clock=clock, webhook_allow_private=True)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Annotated, Any, Final, Protocol
 
 import msgspec
+import orjson
 from sqlalchemy import Select, bindparam, case, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -431,7 +432,11 @@ def ingest(ctx: Ctx, raw_events: list[Any]) -> list[Outcome]:
         e.id = base + _ALPHABET[n >> 5] + _ALPHABET[n & 31]
         if e.customer_id is None and e.status != "unmatched":
             e.status, e.reason = "unmatched", "unknown_customer"
-    inserted = store(ctx, good, now=now)
+    try:
+        inserted = store(ctx, good, now=now)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits in some properties; raised before any write
+        good = _storable(good, outcomes, seen)
+        inserted = store(ctx, good, now=now)
     for e in good:
         if e.transaction_id in inserted:
             outcomes[e.index] = Outcome(
@@ -464,6 +469,27 @@ def ingest(ctx: Ctx, raw_events: list[Any]) -> list[Outcome]:
             o.event_id = first.event_id if first is not None else None
         assert o is not None, i
     return [o for o in outcomes if o is not None]
+
+
+def _storable(events: list[_Event], outcomes: list[Outcome | None], seen: dict[str, int]) -> list[_Event]:
+    """The events whose properties a JSON column can hold exactly; each other one is answered ``rejected``.
+    JSON allows integers of any size, but the columns are written with orjson, which holds 64 bits."""
+    kept = []
+    for e in events:
+        try:
+            exact_json(e.properties)
+        except orjson.JSONEncodeError:
+            outcomes[e.index] = Outcome(
+                e.index,
+                e.transaction_id,
+                "rejected",
+                "invalid_properties",
+                "properties hold an integer beyond 64 bits: send it as a string",
+            )
+            del seen[e.transaction_id]
+        else:
+            kept.append(e)
+    return kept
 
 
 @per_dialect
@@ -603,6 +629,7 @@ def _store_postgres(ctx: Ctx, events: list[Any], now: datetime) -> set[str]:
 
 
 def _store_generic(ctx: Ctx, events: list[Any], now: datetime) -> set[str]:
+    exact_json([e.properties for e in events])  # an unstorable property raises now, before any write
     s = ctx.session
     keys = [
         {"org_id": ctx.org_id, "transaction_id": e.transaction_id, "event_id": e.id, "timestamp": e.timestamp}

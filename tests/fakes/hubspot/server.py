@@ -27,10 +27,10 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .._http import FakeRequestHandler, LocalServer, write
 from .state import (
     DEFAULT_ASSOCIATION,
     HubSpotError,
@@ -138,6 +138,9 @@ class FakeHubSpot:
     0 (the default) makes search immediately consistent.
     """
 
+    #: The methods HubSpot's API answers; another gets 501.
+    methods = ("GET", "POST", "PATCH", "PUT", "DELETE")
+
     def __init__(
         self,
         *,
@@ -171,29 +174,19 @@ class FakeHubSpot:
         self._hooks: list[tuple[str, str, Callable[[FakeHubSpot], Any]]] = []
         self._events: list[_Event] = []
         self._rate = _RateLimit(rate_limit, interval_ms, daily_limit)
-        self._release = threading.Event()
         self._delivery_lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LocalServer("fake-hubspot")
         self._event_seq = random.randint(1, 10**6)
         if seed_properties:
             self.seed_revflow_properties()
 
     # ------------------------------------------------------------------------------------------ lifecycle
     def start(self) -> FakeHubSpot:
-        handler = type("Handler", (_RequestHandler,), {"owner": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-hubspot", daemon=True)
-        self._thread.start()
+        self._http.start(self)
         return self
 
     def stop(self) -> None:
-        self._release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        self._http.stop()
 
     def __enter__(self) -> FakeHubSpot:
         return self.start()
@@ -205,9 +198,7 @@ class FakeHubSpot:
     def url(self) -> str:
         """The API base, e.g. ``http://127.0.0.1:PORT``: the SDK's ``host`` (HubSpot's is
         ``https://api.hubapi.com``)."""
-        assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     def sdk(self, **config: Any) -> Any:
         """The official client pointed at the fake: ``hubspot.HubSpot(access_token=..., host=url, **config)``."""
@@ -499,7 +490,7 @@ class FakeHubSpot:
         w.used_today += 1
         return None
 
-    def _serve(self, req: _RequestHandler, method: str) -> None:
+    def _serve(self, req: FakeRequestHandler, method: str) -> None:
         split = urlsplit(req.path)
         path = unquote(split.path)
         query = parse_qs(split.query, keep_blank_values=True)
@@ -526,7 +517,7 @@ class FakeHubSpot:
         if fault is not None and fault.kind in ("429", "500", "timeout_before"):
             if fault.kind == "timeout_before":
                 record(None)
-                self._release.wait(self.hang_seconds)
+                self._http.release.wait(self.hang_seconds)
                 req.close_connection = True
                 return
             if fault.kind == "429":
@@ -576,7 +567,7 @@ class FakeHubSpot:
                 headers["X-HubSpot-RateLimit-Remaining"] = "0"
         if fault is not None and fault.kind == "timeout":
             record(None)
-            self._release.wait(self.hang_seconds)
+            self._http.release.wait(self.hang_seconds)
             req.close_connection = True
             return
         if fault is not None and fault.kind == "malformed":
@@ -797,17 +788,8 @@ def _dump(obj: Any) -> bytes:
     return json.dumps(obj).encode()
 
 
-def _write(req: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str]) -> None:
-    try:
-        req.send_response(status)
-        req.send_header("Content-Type", headers.pop("Content-Type", "application/json;charset=utf-8"))
-        req.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            req.send_header(name, value)
-        req.end_headers()
-        req.wfile.write(body)
-    except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
-        pass
+def _write(req: FakeRequestHandler, status: int, body: bytes, headers: dict[str, str]) -> None:
+    write(req, status, body, headers, content_type="application/json;charset=utf-8")
 
 
 def sign_v3(
@@ -841,30 +823,6 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> int | None:
         return int(exc.code)
     except (urllib.error.URLError, OSError):
         return None
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    owner: FakeHubSpot
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:
-        self.owner._serve(self, "GET")
-
-    def do_POST(self) -> None:
-        self.owner._serve(self, "POST")
-
-    def do_PATCH(self) -> None:
-        self.owner._serve(self, "PATCH")
-
-    def do_PUT(self) -> None:
-        self.owner._serve(self, "PUT")
-
-    def do_DELETE(self) -> None:
-        self.owner._serve(self, "DELETE")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from socket import socket
 from typing import Any, Literal
@@ -35,6 +35,7 @@ import requests
 import simple_salesforce
 import trustme
 
+from .._http import FakeRequestHandler, LocalServer, write
 from .errors import (
     SalesforceApiError,
     invalid_session,
@@ -100,6 +101,9 @@ class FakeSalesforce:
     ``multi_currency``: the org has multiple currencies enabled (records carry ``CurrencyIsoCode``).
     """
 
+    #: The methods Salesforce's API answers; another gets 501.
+    methods = ("GET", "POST", "PATCH", "DELETE")
+
     def __init__(
         self,
         *,
@@ -129,16 +133,13 @@ class FakeSalesforce:
         self._session_id = self._new_session()
         self._faults: list[_Fault] = []
         self._cursors: dict[str, _Cursor] = {}
-        self._release = threading.Event()
-        self._server: _TLSServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LocalServer("fake-salesforce", scheme="https")
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._ca_file: str | None = None
 
     # ------------------------------------------------------------------------------------------ lifecycle
     def start(self) -> FakeSalesforce:
         """Make a CA and a certificate for 127.0.0.1/localhost, and serve HTTPS from a daemon thread."""
-        fake = self
         ca = trustme.CA()
         self._tmp = tempfile.TemporaryDirectory(prefix="fake-salesforce-")
         self._ca_file = str(Path(self._tmp.name) / "ca.pem")
@@ -146,31 +147,15 @@ class FakeSalesforce:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
 
-        class Handler(_RequestHandler):
-            owner = fake
+        def use_tls(server: ThreadingHTTPServer) -> None:
+            assert isinstance(server, _TLSServer)
+            server.ssl_context = context
 
-        self._release.clear()
-        self._server = _TLSServer(("127.0.0.1", 0), Handler)
-        self._server.ssl_context = context
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="fake-salesforce",
-            daemon=True,
-        )
-        self._thread.start()
+        self._http.start(self, handler=_Handler, server_class=_TLSServer, configure=use_tls)
         return self
 
     def stop(self) -> None:
-        self._release.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._http.stop()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -185,10 +170,7 @@ class FakeSalesforce:
     @property
     def url(self) -> str:
         """The instance URL (and login URL), e.g. ``https://127.0.0.1:54321``."""
-        if self._server is None:
-            raise RuntimeError("FakeSalesforce is not started")
-        host, port = self._server.server_address[:2]
-        return f"https://{host!s}:{port}"
+        return self._http.url
 
     instance_url = url
     login_url = url
@@ -314,7 +296,7 @@ class FakeSalesforce:
                     return self._faults.pop(i)
         return None
 
-    def _serve(self, req: _RequestHandler, method: str) -> None:
+    def _serve(self, req: FakeRequestHandler, method: str) -> None:
         split = urlsplit(req.path)
         path = split.path
         length = int(req.headers.get("Content-Length") or 0)
@@ -348,7 +330,7 @@ class FakeSalesforce:
         ):
             if fault.kind == "timeout_before":
                 record(None)
-                self._release.wait(self.hang_seconds)
+                self._http.release.wait(self.hang_seconds)
                 req.close_connection = True
                 return
             err = {
@@ -379,7 +361,7 @@ class FakeSalesforce:
                     headers["Sforce-Limit-Info"] = f"api-usage={self.api_used}/{self.api_limit}"
         if fault is not None and fault.kind == "timeout":
             record(None)
-            self._release.wait(self.hang_seconds)
+            self._http.release.wait(self.hang_seconds)
             req.close_connection = True
             return
         if fault is not None and fault.kind == "malformed":
@@ -403,7 +385,7 @@ class FakeSalesforce:
         body: Any,
         raw: bytes,
         session_id: str | None,
-        req: _RequestHandler,
+        req: FakeRequestHandler,
     ) -> tuple[int, bytes, dict[str, str]]:
         if not MIN_VERSION <= Decimal(version) <= MAX_VERSION:
             raise not_found()
@@ -424,7 +406,7 @@ class FakeSalesforce:
             return status, (_dump(result) if result is not None else b""), headers
 
     def _route(
-        self, method: str, version: str, rest: str, query: dict[str, str], body: Any, req: _RequestHandler
+        self, method: str, version: str, rest: str, query: dict[str, str], body: Any, req: FakeRequestHandler
     ) -> tuple[int, Any]:
         parts = [unquote(p) for p in rest.strip("/").split("/")] if rest != "/" else []
         if parts == ["limits"] and method == "GET":
@@ -504,7 +486,7 @@ class FakeSalesforce:
             result["created"] = True
         return 201, result
 
-    def _query(self, version: str, soql: str | None, req: _RequestHandler) -> Obj:
+    def _query(self, version: str, soql: str | None, req: FakeRequestHandler) -> Obj:
         if not soql:
             raise malformed_query("A query string has to be specified")
         q = parse(soql, self.state)
@@ -543,7 +525,7 @@ class FakeSalesforce:
         }
 
     # ---------------------------------------------------------------------------------------- SOAP login
-    def _soap_login(self, req: _RequestHandler, raw: bytes, version: str) -> None:
+    def _soap_login(self, req: FakeRequestHandler, raw: bytes, version: str) -> None:
         username = password = None
         try:
             root = ET.fromstring(raw)
@@ -658,46 +640,16 @@ class _TLSServer(ThreadingHTTPServer):
                 tls.close()
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
+class _Handler(FakeRequestHandler):
     owner: FakeSalesforce
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:
-        self.owner._serve(self, "GET")
-
-    def do_POST(self) -> None:
-        self.owner._serve(self, "POST")
-
-    def do_PATCH(self) -> None:
-        self.owner._serve(self, "PATCH")
-
-    def do_DELETE(self) -> None:
-        self.owner._serve(self, "DELETE")
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        return
 
     def date_time_string(self, timestamp: float | None = None) -> str:
         """The ``Date`` header follows the org's clock (Salesforce sends one on every answer)."""
         return formatdate(self.owner.now().timestamp() if timestamp is None else timestamp, usegmt=True)
 
 
-def _write(req: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str]) -> None:
-    try:
-        req.send_response(status)
-        if status != 204:
-            req.send_header("Content-Type", headers.pop("Content-Type", "application/json;charset=UTF-8"))
-            req.send_header("Content-Length", str(len(body)))
-        else:
-            headers.pop("Content-Type", None)
-        for name, value in headers.items():
-            req.send_header(name, value)
-        req.end_headers()
-        if status != 204:
-            req.wfile.write(body)
-    except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
-        pass
+def _write(req: FakeRequestHandler, status: int, body: bytes, headers: dict[str, str]) -> None:
+    write(req, status, body, headers, content_type="application/json;charset=UTF-8")
 
 
 @contextmanager

@@ -22,12 +22,12 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import stripe
 
+from .._http import FakeRequestHandler, LocalServer, write
 from .errors import ApiError, invalid_request
 from .forms import FormError, decode_form
 from .routes import Route, check_params, match
@@ -90,6 +90,9 @@ class FakeStripe:
     otherwise call :meth:`deliver_webhooks`.
     """
 
+    #: The methods Stripe's API answers; another gets 501.
+    methods = ("GET", "POST", "DELETE")
+
     def __init__(
         self,
         *,
@@ -107,37 +110,17 @@ class FakeStripe:
         self.deliveries: list[Delivery] = []
         self._faults: list[_Fault] = []
         self._idempotency: dict[tuple[str, str], _Stored] = {}
-        self._release = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LocalServer("fake-stripe")
         self._delivery_lock = threading.Lock()
 
     # ------------------------------------------------------------------------------------------ lifecycle
     def start(self) -> FakeStripe:
         """Listen on 127.0.0.1 on a free port, serving from a daemon thread."""
-        fake = self
-
-        class Handler(_RequestHandler):
-            owner = fake
-
-        self._release.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-stripe", daemon=True
-        )
-        self._thread.start()
+        self._http.start(self)
         return self
 
     def stop(self) -> None:
-        self._release.set()  # let held (timeout-fault) responses finish
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._http.stop()  # lets held (timeout-fault) responses finish
 
     def __enter__(self) -> FakeStripe:
         return self.start()
@@ -148,10 +131,7 @@ class FakeStripe:
     @property
     def url(self) -> str:
         """Base address for the SDK, e.g. ``http://127.0.0.1:54321``."""
-        if self._server is None:
-            raise RuntimeError("FakeStripe is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self._http.url
 
     @property
     def secret_key(self) -> str:
@@ -341,7 +321,7 @@ class FakeStripe:
                     return self._faults.pop(i)
         return None
 
-    def _serve(self, req: _RequestHandler, method: str) -> None:
+    def _serve(self, req: FakeRequestHandler, method: str) -> None:
         split = urlsplit(req.path)
         path = split.path
         length = int(req.headers.get("Content-Length") or 0)
@@ -368,7 +348,7 @@ class FakeStripe:
 
         if fault is not None and fault.kind in ("500", "429", "timeout_before"):
             if fault.kind == "timeout_before":
-                self._release.wait(self.hang_seconds)
+                self._http.release.wait(self.hang_seconds)
                 record(None)
                 req.close_connection = True
                 return
@@ -400,7 +380,7 @@ class FakeStripe:
             headers["Idempotent-Replayed"] = "true"
         if fault is not None and fault.kind == "timeout":
             record(None)
-            self._release.wait(self.hang_seconds)
+            self._http.release.wait(self.hang_seconds)
             req.close_connection = True
             return
         if fault is not None and fault.kind == "disconnect":
@@ -427,7 +407,7 @@ class FakeStripe:
         path: str,
         query: str,
         body: str,
-        req: _RequestHandler,
+        req: FakeRequestHandler,
         idem_key: str | None,
         request_id: str,
     ) -> tuple[int, bytes, bool, Obj]:
@@ -524,39 +504,12 @@ class FakeStripe:
         return key.startswith(("sk_test_", "rk_test_")) and len(key) > 8
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
-    owner: FakeStripe
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:
-        self.owner._serve(self, "GET")
-
-    def do_POST(self) -> None:
-        self.owner._serve(self, "POST")
-
-    def do_DELETE(self) -> None:
-        self.owner._serve(self, "DELETE")
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        return
-
-
 def _dump(obj: Obj) -> bytes:
     return json.dumps(obj, indent=2).encode()
 
 
-def _write(req: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str]) -> None:
-    try:
-        req.send_response(status)
-        req.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
-        req.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            req.send_header(name, value)
-        req.end_headers()
-        req.wfile.write(body)
-    except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout); nothing to do
-        pass
+def _write(req: FakeRequestHandler, status: int, body: bytes, headers: dict[str, str]) -> None:
+    write(req, status, body, headers, content_type="application/json")
 
 
 def sign_headers(payload: bytes, secret: str, timestamp: int | None = None) -> dict[str, str]:
