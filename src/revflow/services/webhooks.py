@@ -272,7 +272,7 @@ _NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
 
 
 def _escape(match: re.Match[str]) -> str:
-    """``\\uXXXX`` (a surrogate pair beyond the BMP), exactly as ``json.dumps`` escapes the character."""
+    """``\\u`` and four hex digits (two for a character beyond the BMP), as ``json.dumps`` escapes it."""
     return json.dumps(match.group())[1:-1]
 
 
